@@ -1,0 +1,104 @@
+"""``agentgate demo``: replay AgentDojo through a fresh embedded gate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from enforcement.evaluation.agentdojo import (
+    BENCHMARK_VERSION,
+    DEFAULT_ATTACK,
+    AgentDojoReplay,
+)
+from enforcement.evaluation.audit import audit_run
+from enforcement.evaluation.embedded import SteppingClock, create_deployment
+from enforcement.evaluation.report import audit_table, ledger_table, suite_table
+from enforcement.policy import load_policy
+from enforcement.timeutil import utc_now
+from ledger.keys import key_file_stem
+
+DEFAULT_SUITES = ("banking", "slack")
+
+
+@click.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("demo-out"), show_default=True,
+              help="Directory for the log, keys, receipts and report; replaced "
+                   "on every run.")
+@click.option("--suite", "suites", multiple=True, default=DEFAULT_SUITES,
+              show_default=True, help="AgentDojo suite to replay (repeatable).")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Policy file (.toml or .json); default: the "
+                                 "built-in generic policy.")
+@click.option("--step-seconds", type=float, default=1.5, show_default=True,
+              help="Simulated seconds per gate step, so that rate windows see "
+                   "agent-speed traffic.")
+def demo(out_dir: Path, suites: tuple[str, ...], policy_path: Path | None,
+         step_seconds: float) -> None:
+    """Replay AgentDojo through the gate, then verify every receipt."""
+    started = time.perf_counter()
+    policy = load_policy(policy_path) if policy_path else load_policy()
+    if out_dir.exists():
+        if not (out_dir / "ledger.db").exists() and any(out_dir.iterdir()):
+            raise click.UsageError(
+                f"{out_dir} exists and is not a demo directory; choose another --out"
+            )
+        shutil.rmtree(out_dir)
+    receipts = out_dir / "receipts"
+    receipts.mkdir(parents=True)
+
+    def write_receipt(sealed) -> None:
+        (receipts / f"{sealed.index:08d}.tlog-proof").write_text(sealed.receipt.text)
+
+    deployment = create_deployment(
+        out_dir, policy=policy, clock=SteppingClock(utc_now(), step_seconds),
+        purpose="personal assistant acting for the principal", on_seal=write_receipt,
+    )
+    click.echo(f"log {deployment.client.origin}, key {deployment.log_key}")
+    click.echo(f"principal {deployment.principal.key_id} delegated to agent "
+               f"{deployment.agent.key_id}; policy {policy.name} "
+               f"({policy.hash[:16]}...)\n")
+
+    report = {"benchmark": f"AgentDojo {BENCHMARK_VERSION}", "attack": DEFAULT_ATTACK,
+              "suites": {}}
+    for suite in suites:
+        try:
+            replay = AgentDojoReplay(deployment.gate, suite)
+        except (RuntimeError, ValueError) as err:
+            raise click.ClickException(str(err)) from err
+        result = replay.run_suite()
+        click.echo(suite_table(result, BENCHMARK_VERSION, DEFAULT_ATTACK) + "\n")
+        report["suites"][suite] = result.summary()
+
+    ledger = deployment.client.ledger
+    checkpoint = deployment.client.latest_checkpoint()
+    click.echo(ledger_table(ledger.size, checkpoint) + "\n")
+    (out_dir / "checkpoint-latest.txt").write_text(checkpoint)
+
+    audit = audit_run(receipts, deployment.log_key, deployment.client.origin,
+                      checkpoint, deployment.client.consistency_proof, out_dir)
+    click.echo(audit_table(audit))
+    report["log"] = {"size": ledger.size, "checkpoint": checkpoint}
+    report["verification"] = {
+        "receipts": audit.receipts, "receipts_verified": audit.receipts_verified,
+        "checkpoints": audit.checkpoints,
+        "consistency_verified": audit.consistency_verified,
+        "passed": audit.passed, "failures": audit.failures,
+    }
+    elapsed = time.perf_counter() - started
+    report["seconds"] = round(elapsed, 1)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    deployment.close()
+    click.echo(f"\nfinished in {elapsed:.1f} s; receipts in {receipts}, "
+               f"report in {out_dir / 'report.json'}")
+    first_receipt = min(receipts.glob("*.tlog-proof"), default=None)
+    public_key = out_dir / "keys" / f"{key_file_stem(deployment.client.origin)}.pub"
+    click.echo(f"check one yourself: agentgate verify receipt {first_receipt} "
+               f"--key-file {public_key}")
+    if not audit.passed:
+        sys.exit(1)

@@ -1,0 +1,117 @@
+"""Canonical JSON (RFC 8785) for everything the gate hashes, signs or seals.
+
+Python objects are checked before they are canonicalized: a value that JSON
+cannot carry exactly (a lone surrogate, a non-finite float, an integer beyond
+2^53, a non-string key) raises ``InvalidRequest`` naming where it sits, so
+nothing ambiguous is ever signed. Parsing rejects duplicate member names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import rfc8785
+
+from enforcement.errors import InvalidRequest
+
+_MAX_SAFE_INTEGER = 2**53 - 1
+_MAX_DEPTH = 64
+
+
+def canonical(value: Any) -> bytes:
+    """Return the RFC 8785 bytes of ``value`` after checking it is plain JSON."""
+    check_json_value(value)
+    try:
+        return rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError as err:
+        raise InvalidRequest(f"value cannot be canonicalized: {err}") from err
+
+
+def digest(value: Any) -> str:
+    """Return the lowercase hex SHA-256 of the canonical form of ``value``."""
+    return hashlib.sha256(canonical(value)).hexdigest()
+
+
+def check_json_value(value: Any, path: str = "$", depth: int = 0) -> None:
+    """Raise ``InvalidRequest`` unless ``value`` is exactly representable as JSON."""
+    if depth > _MAX_DEPTH:
+        raise InvalidRequest(f"{path}: nested deeper than {_MAX_DEPTH} levels")
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if abs(value) > _MAX_SAFE_INTEGER:
+            raise InvalidRequest(
+                f"{path}: integer {value} is outside +-(2^53 - 1); "
+                "send it as a string"
+            )
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidRequest(f"{path}: {value} is not a finite number")
+        return
+    if isinstance(value, str):
+        _check_string(value, path)
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidRequest(
+                    f"{path}: object key {key!r} is a {type(key).__name__}, "
+                    "expected a string"
+                )
+            _check_string(key, f"{path} key")
+            check_json_value(item, f"{path}.{key}", depth + 1)
+        return
+    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        for position, item in enumerate(value):
+            check_json_value(item, f"{path}[{position}]", depth + 1)
+        return
+    raise InvalidRequest(
+        f"{path}: a {type(value).__name__} is not a JSON value; "
+        "pass str, int, float, bool, None, list or dict"
+    )
+
+
+def _check_string(text: str, path: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InvalidRequest(
+            f"{path}: string holds a lone surrogate at position {err.start}"
+        ) from err
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise InvalidRequest(f"duplicate member name {key!r} in JSON object")
+        result[key] = value
+    return result
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidRequest(f"{name} is not valid JSON; numbers must be finite")
+
+
+def parse_strict(data: bytes | str) -> Any:
+    """Parse JSON, rejecting duplicate names, NaN/Infinity and lone surrogates."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise InvalidRequest(f"JSON is not valid UTF-8: {err}") from err
+    try:
+        value = json.loads(
+            data,
+            object_pairs_hook=_reject_duplicates,
+            parse_constant=_reject_constant,
+        )
+    except json.JSONDecodeError as err:
+        raise InvalidRequest(f"invalid JSON: {err}") from err
+    check_json_value(value)
+    return value

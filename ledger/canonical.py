@@ -1,0 +1,133 @@
+"""Strict checking of log entries: the RFC 8785 (JCS) bytes of a JSON object.
+
+An entry is accepted only if it is UTF-8, parses as JSON without duplicate
+member names, lone surrogates or non-finite numbers, is an object, and is
+byte for byte equal to its own canonical serialization. Anything else would
+let two different byte strings stand for the same record.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import rfc8785
+
+from .errors import InvalidEntry
+
+__all__ = ["MAX_ENTRY_BYTES", "canonical_bytes", "check_entry"]
+
+# Records are small (a decision is about 2 KiB); a larger entry is a bug.
+MAX_ENTRY_BYTES = 1 << 20
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidEntry(f"entry contains {name}; JSON numbers must be finite")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InvalidEntry(
+            f"entry contains the number {text}, which is outside the IEEE 754 "
+            "double range"
+        )
+    return value
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in members:
+            raise InvalidEntry(f"entry has a duplicate member name {name!r}")
+        members[name] = value
+    return members
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """Return the RFC 8785 serialization of ``value``, raising ``InvalidEntry``."""
+    try:
+        return rfc8785.dumps(value)
+    except rfc8785.IntegerDomainError as err:
+        raise InvalidEntry(
+            f"entry has an integer outside [-(2^53 - 1), 2^53 - 1]: {err}"
+        ) from err
+    except rfc8785.FloatDomainError as err:
+        raise InvalidEntry(f"entry has a number JCS cannot represent: {err}") from err
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError) as err:
+        # rfc8785 0.1.4 raises UnicodeEncodeError for a lone surrogate in a
+        # member name and CanonicalizationError for one in a string value.
+        raise InvalidEntry(
+            "entry has a string with a lone surrogate (such as \\ud800 without "
+            f"its pair): {err}"
+        ) from err
+    except RecursionError as err:
+        raise InvalidEntry("entry is nested too deeply to canonicalize") from err
+
+
+def check_entry(entry: bytes) -> dict[str, Any]:
+    """Return the parsed object if ``entry`` is canonical JCS, else raise.
+
+    Raises ``InvalidEntry`` naming the first problem found: not bytes, too
+    large, not UTF-8, not JSON, a duplicate member, a non-finite number, a
+    lone surrogate, not an object, or not in canonical form. For the last,
+    the message gives the offset of the first differing byte and both sides.
+    """
+    if not isinstance(entry, (bytes, bytearray)):
+        raise InvalidEntry(f"entry must be bytes, got {type(entry).__name__}")
+    entry = bytes(entry)
+    if len(entry) > MAX_ENTRY_BYTES:
+        raise InvalidEntry(
+            f"entry is {len(entry)} bytes; the maximum is {MAX_ENTRY_BYTES}"
+        )
+    try:
+        text = entry.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InvalidEntry(
+            f"entry is not UTF-8: byte 0x{entry[err.start]:02x} at offset {err.start}"
+        ) from err
+
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_unique_members,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+        )
+    except json.JSONDecodeError as err:
+        raise InvalidEntry(
+            f"entry is not JSON: {err.msg} at line {err.lineno} column {err.colno}"
+        ) from err
+    except RecursionError as err:
+        raise InvalidEntry("entry is nested too deeply to parse") from err
+    if not isinstance(value, dict):
+        raise InvalidEntry(
+            f"entry must be a JSON object, got a JSON {_json_kind(value)}"
+        )
+
+    canonical = canonical_bytes(value)
+    if canonical != entry:
+        offset = next(
+            (i for i, (a, b) in enumerate(zip(canonical, entry)) if a != b),
+            min(len(canonical), len(entry)),
+        )
+        raise InvalidEntry(
+            f"entry is not in RFC 8785 canonical form: it differs from the "
+            f"canonical bytes at offset {offset} (entry has "
+            f"{entry[offset:offset + 16]!r}, canonical has "
+            f"{canonical[offset:offset + 16]!r}); send the canonical bytes"
+        )
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"

@@ -1,0 +1,92 @@
+"""Store: durable SQLite settings, a portable schema, the head row."""
+
+import sqlite3
+
+import pytest
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from ledger import StorageError
+from ledger.storage import Head, LeafRow, Store, metadata
+from ledger.tree import EMPTY_ROOT
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store.open(tmp_path / "store.db")
+    yield store
+    store.close()
+
+
+def test_sqlite_is_wal_and_full_sync(store):
+    with store.engine.connect() as connection:
+        journal = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+        synchronous = connection.exec_driver_sql("PRAGMA synchronous").scalar()
+        connection.rollback()
+    assert journal == "wal"
+    assert synchronous == 2  # FULL
+
+
+def test_schema_compiles_for_postgresql():
+    ddl = []
+    for table in metadata.sorted_tables:
+        ddl.append(str(CreateTable(table).compile(dialect=postgresql.dialect())))
+        for index in table.indexes:
+            ddl.append(str(CreateIndex(index).compile(dialect=postgresql.dialect())))
+    text = "\n".join(ddl)
+    assert "BYTEA" in text
+    assert "BIGINT" in text
+    assert "WITHOUT ROWID" not in text
+    assert "UNIQUE (idempotency_key)" in text
+
+
+def test_tables(tmp_path, store):
+    with sqlite3.connect(tmp_path / "store.db") as connection:
+        names = {
+            row[0]
+            for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+            )
+        }
+    assert {"log_head", "leaves", "nodes", "checkpoints"} <= names
+
+
+def test_head_created_once(store):
+    assert store.read_head() is None
+    head = store.create_head("one.test/log", EMPTY_ROOT)
+    assert store.read_head() == head == Head("one.test/log", 0, EMPTY_ROOT)
+    with pytest.raises(
+        StorageError, match="database already contains the log 'one.test/log'"
+    ):
+        store.create_head("two.test/log", EMPTY_ROOT)
+
+
+def test_append_checks_head(store):
+    head = store.create_head("one.test/log", EMPTY_ROOT)
+    stale = Head(head.origin, 5, EMPTY_ROOT)
+    with pytest.raises(StorageError, match="expected size 5, found size 0"):
+        store.append(
+            stale, Head(head.origin, 6, EMPTY_ROOT), [LeafRow(5, bytes(32), b"{}")], []
+        )
+    assert store.read_leaf_hashes(0, 0) == []
+
+
+def test_read_hashes_missing_keys_absent(store):
+    assert store.read_hashes([(0, 3), (2, 1)]) == {}
+
+
+def test_read_leaf_hashes_short_range_is_damage(store):
+    with pytest.raises(
+        StorageError, match=r"leaves \[0, 2\) should be stored but 0 of 2 were found"
+    ):
+        store.read_leaf_hashes(0, 2)
+
+
+def test_invalid_url_rejected():
+    with pytest.raises(StorageError, match="is invalid"):
+        Store.open("not a url://x")
+
+
+def test_missing_directory_rejected(tmp_path):
+    with pytest.raises(StorageError, match="database operation failed"):
+        Store.open(tmp_path / "missing" / "log.db")

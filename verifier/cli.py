@@ -1,0 +1,200 @@
+"""The ``agentgate verify`` commands: check receipts and consistency proofs offline.
+
+Exit codes: 0 when everything verified, 1 when any receipt, checkpoint or
+proof failed verification (malformed content included), 2 for bad usage such
+as an unreadable file or an invalid verifier key.
+"""
+
+import json
+from pathlib import Path
+
+import click
+
+from verifier._encoding import encode_base64
+from verifier.checkpoint import verify_checkpoint
+from verifier.errors import MalformedInput, VerificationError
+from verifier.merkle import parse_proof_text, verify_consistency
+from verifier.note import VerifierKey, parse_verifier_key
+from verifier.receipt import VerifiedReceipt, verify_receipt
+
+_EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+class _UsageError(click.ClickException):
+    """A usage error found after click parsed the arguments."""
+
+    exit_code = 2
+
+
+def _key_options(command):
+    # click lists options in the order of the decorators, which apply from the
+    # bottom up, so the last one applied here is listed first.
+    command = click.option(
+        "--origin",
+        default=None,
+        help="Origin the checkpoint must name, such as agentgate.example/demo.",
+    )(command)
+    command = click.option(
+        "--key-file",
+        "key_files",
+        multiple=True,
+        type=_EXISTING_FILE,
+        help="File with one verifier key per line, such as NAME.pub. Repeatable.",
+    )(command)
+    return click.option(
+        "--key",
+        "keys",
+        multiple=True,
+        metavar="VKEY",
+        help="Verifier key NAME+KEYID+BASE64 of the log. Repeat it during a key "
+        "rotation; a note verifies when any of the keys signed it.",
+    )(command)
+
+
+@click.group(name="verify")
+def verify():
+    """Verify receipts and consistency proofs offline with the log's public key."""
+
+
+@verify.command(name="receipt")
+@click.argument("files", nargs=-1, required=True, type=_EXISTING_FILE)
+@_key_options
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object per line."
+)
+def verify_receipt_command(files, keys, key_files, origin, as_json):
+    """Verify one or more .tlog-proof receipt FILES.
+
+    Prints one line per file and a summary. Exits 0 when every receipt
+    verified, 1 when any failed, 2 for bad usage.
+    """
+    verifier_keys = _load_keys(keys, key_files)
+    contents = [(path, _read(path)) for path in files]
+
+    failed = 0
+    for path, data in contents:
+        try:
+            result = verify_receipt(data, verifier_keys, origin)
+        except VerificationError as err:
+            failed += 1
+            _echo_failure(path, err, as_json)
+        else:
+            _echo_receipt(path, result, as_json)
+
+    passed = len(contents) - failed
+    if as_json:
+        summary = {"total": len(contents), "passed": passed, "failed": failed}
+        click.echo(json.dumps({"summary": summary}, sort_keys=True))
+    else:
+        click.echo(f"{passed} of {len(contents)} receipts verified, {failed} failed")
+    click.get_current_context().exit(1 if failed else 0)
+
+
+@verify.command(name="consistency")
+@click.argument("old_checkpoint", type=_EXISTING_FILE)
+@click.argument("new_checkpoint", type=_EXISTING_FILE)
+@click.argument("proof_file", type=_EXISTING_FILE)
+@_key_options
+def verify_consistency_command(
+    old_checkpoint, new_checkpoint, proof_file, keys, key_files, origin
+):
+    """Verify a consistency proof between two checkpoints.
+
+    Checks that NEW_CHECKPOINT extends OLD_CHECKPOINT, using the proof in
+    PROOF_FILE. Both checkpoints must be signed by a given key and name the same origin
+    (the --origin value when given). PROOF_FILE contains one base64 hash per
+    line. Exits 0 when the proof verifies, 1 when it does not, 2 for bad usage.
+    """
+    verifier_keys = _load_keys(keys, key_files)
+    old_data = _read(old_checkpoint)
+    new_data = _read(new_checkpoint)
+    proof_data = _read(proof_file)
+
+    current = old_checkpoint
+    try:
+        old = verify_checkpoint(old_data, verifier_keys, origin)
+        current = new_checkpoint
+        new = verify_checkpoint(new_data, verifier_keys, old.origin)
+        current = proof_file
+        proof = parse_proof_text(proof_data)
+        verify_consistency(old.size, new.size, proof, old.root, new.root)
+    except VerificationError as err:
+        _echo_failure(current, err, as_json=False)
+        click.get_current_context().exit(1)
+
+    click.echo(
+        f"PASS {new_checkpoint}: {old.origin} at tree size {new.size} extends "
+        f"tree size {old.size} of {old_checkpoint}"
+    )
+
+
+def _load_keys(keys: tuple[str, ...], key_files: tuple[Path, ...]) -> list[VerifierKey]:
+    if not keys and not key_files:
+        raise click.UsageError(
+            "expected the log's verifier key: pass --key NAME+KEYID+BASE64 or "
+            "--key-file NAME.pub"
+        )
+
+    parsed = []
+    for text in keys:
+        try:
+            parsed.append(parse_verifier_key(text.strip()))
+        except MalformedInput as err:
+            raise click.BadParameter(str(err), param_hint="--key") from None
+    for path in key_files:
+        data = _read(path)
+        try:
+            lines = [line.strip() for line in data.decode("utf-8").splitlines()]
+            file_keys = [parse_verifier_key(line) for line in lines if line]
+        except (UnicodeDecodeError, MalformedInput) as err:
+            raise click.BadParameter(
+                f"{path}: {err}", param_hint="--key-file"
+            ) from None
+        if not file_keys:
+            raise click.BadParameter(
+                f"{path}: expected one verifier key per line, found none",
+                param_hint="--key-file",
+            )
+        parsed.extend(file_keys)
+    return parsed
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise _UsageError(f"cannot read {path}: {err.strerror or err}") from None
+
+
+def _echo_failure(path: Path, err: VerificationError, as_json: bool) -> None:
+    kind = type(err).__name__
+    if as_json:
+        line = {"file": str(path), "ok": False, "error": kind, "message": str(err)}
+        click.echo(json.dumps(line, sort_keys=True))
+    else:
+        click.echo(f"FAIL {path}: {kind}: {err}")
+
+
+def _echo_receipt(path: Path, result: VerifiedReceipt, as_json: bool) -> None:
+    checkpoint = result.checkpoint
+    if as_json:
+        line = {
+            "file": str(path),
+            "ok": True,
+            "index": result.index,
+            "origin": checkpoint.origin,
+            "size": checkpoint.size,
+            "root": encode_base64(checkpoint.root),
+            "leaf_hash": encode_base64(result.leaf_hash),
+            "key_names": list(result.key_names),
+            "record_type": result.record.get("type"),
+        }
+        click.echo(json.dumps(line, sort_keys=True))
+        return
+
+    record_type = result.record.get("type")
+    kind = f" ({record_type} record)" if isinstance(record_type, str) else ""
+    click.echo(
+        f"PASS {path}: entry {result.index}{kind} of {checkpoint.origin} at tree "
+        f"size {checkpoint.size}, signed by {', '.join(result.key_names)}"
+    )
