@@ -79,7 +79,7 @@ DESTINATION_ROLES = ("recipient", "url", "credential")
 _SOURCE_FACTOR = {
     "trusted": 1.0,
     "structured": 0.85,
-    "unknown": 0.6,
+    "unknown": 0.45,
     "text": 0.35,
     "instruction": 0.0,
 }

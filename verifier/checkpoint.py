@@ -120,6 +120,7 @@ def open_checkpoint(
     Runs the same checks as ``verify_checkpoint``. The note lists the keys
     whose signatures verified.
     """
+    _reject_receipt(text)
     note = open_note(text, verifier_keys)
     checkpoint = parse_checkpoint(note.text)
     check_origin(checkpoint, origin)
@@ -144,3 +145,15 @@ def verify_checkpoint(
     """
     checkpoint, _ = open_checkpoint(text, verifier_keys, origin)
     return checkpoint
+
+
+def _reject_receipt(text: str | bytes) -> None:
+    """Name the mix-up when a receipt is passed where a checkpoint belongs."""
+    head = text[:40] if isinstance(text, (str, bytes, bytearray)) else ""
+    if isinstance(head, (bytes, bytearray)):
+        head = bytes(head).decode("utf-8", "replace")
+    if head.startswith("c2sp.org/tlog-proof@v1"):
+        raise MalformedInput(
+            "expected a checkpoint (a signed note), got a receipt; a receipt "
+            "ends with its checkpoint, which can be cut out after its blank line"
+        )

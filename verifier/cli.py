@@ -144,9 +144,16 @@ def _load_keys(keys: tuple[str, ...], key_files: tuple[Path, ...]) -> list[Verif
     for path in key_files:
         data = _read(path)
         try:
-            lines = [line.strip() for line in data.decode("utf-8").splitlines()]
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise click.BadParameter(
+                f"{path}: expected a text file of verifier keys, got binary data",
+                param_hint="--key-file",
+            ) from None
+        try:
+            lines = [line.strip() for line in text.splitlines()]
             file_keys = [parse_verifier_key(line) for line in lines if line]
-        except (UnicodeDecodeError, MalformedInput) as err:
+        except MalformedInput as err:
             raise click.BadParameter(
                 f"{path}: {err}", param_hint="--key-file"
             ) from None

@@ -71,6 +71,8 @@ def parse_receipt(text: str | bytes) -> ParsedReceipt:
     ``MalformedInput`` naming the line and what was expected.
     """
     text = _decode_receipt(text)
+    if not text.strip():
+        raise MalformedInput("receipt is empty; expected a c2sp.org/tlog-proof@v1 file")
 
     control = _CONTROL.search(text)
     if control is not None:

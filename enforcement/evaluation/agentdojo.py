@@ -131,6 +131,14 @@ def _load_agentdojo():
     return BasePipelineElement, load_attack, FunctionsRuntime, get_suite
 
 
+def known_suites(version: str = BENCHMARK_VERSION) -> set[str]:
+    """Return the names of the suites AgentDojo has for ``version``."""
+    _load_agentdojo()
+    from agentdojo.task_suite.load_suites import get_suites
+
+    return set(get_suites(version))
+
+
 class AgentDojoReplay:
     """Replays one AgentDojo suite through a gate."""
 

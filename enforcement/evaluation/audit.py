@@ -23,6 +23,7 @@ class AuditResult:
     consistency_verified: int = 0
     first_size: int = 0
     last_size: int = 0
+    first_checkpoint: str = ""
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -46,6 +47,7 @@ def audit_run(receipt_dir: Path, log_key: str, origin: str, final_checkpoint: st
     final = verifier.verify_checkpoint(final_checkpoint, [log_key], origin=origin)
     result.last_size = final.size
     checkpoints: dict[int, verifier.Checkpoint] = {}
+    notes: dict[int, str] = {}
     for path in sorted(receipt_dir.glob("*.tlog-proof")):
         result.receipts += 1
         try:
@@ -55,7 +57,10 @@ def audit_run(receipt_dir: Path, log_key: str, origin: str, final_checkpoint: st
             result.failures.append(f"{path.name}: {err}")
             continue
         result.receipts_verified += 1
-        checkpoints.setdefault(verified.checkpoint.size, verified.checkpoint)
+        if verified.checkpoint.size not in checkpoints:
+            checkpoints[verified.checkpoint.size] = verified.checkpoint
+            notes[verified.checkpoint.size] = verifier.parse_receipt(
+                path.read_bytes()).checkpoint
 
     result.checkpoints = len(checkpoints)
     result.first_size = min(checkpoints, default=0)
@@ -68,8 +73,11 @@ def audit_run(receipt_dir: Path, log_key: str, origin: str, final_checkpoint: st
             result.failures.append(f"consistency {size} -> {final.size}: {err}")
             continue
         result.consistency_verified += 1
-        if out_dir is not None and size == result.first_size:
-            _write_first_proof(out_dir, size, final.size, proof)
+        if size == result.first_size:
+            result.first_checkpoint = notes[size]
+            if out_dir is not None:
+                _write_first_proof(out_dir, size, final.size, proof)
+                (out_dir / f"checkpoint-{size}.txt").write_text(notes[size])
     return result
 
 

@@ -273,3 +273,20 @@ def test_read_of_purpose_url_allowed(harness, tools):
     with harness.gate.session("Summarize https://news.example/today"):
         assert tools["get_webpage"]("https://news.example/today") \
             == "<html>welcome</html>"
+
+
+def test_invented_destination_for_payment_is_held(harness):
+    from enforcement import Held
+
+    session = harness.gate.session(
+        "Pay the March rent to my landlord GB29NWBK60161331926819"
+    )
+    ran = []
+
+    with pytest.raises(Held) as refused:
+        session.call("send_money", {"recipient": "DE89370400440532013000",
+                                    "amount": 1200.0}, lambda: ran.append(1))
+
+    assert ran == []
+    texts = [reason.text for reason in refused.value.reasons]
+    assert any("came from nowhere in the purpose" in text for text in texts)

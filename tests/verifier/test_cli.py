@@ -312,3 +312,54 @@ def test_root_command_loads_verify_lazily(files):
 
     assert result.exit_code == 0
     assert "1 of 1 receipts verified, 0 failed" in result.output
+
+
+def test_consistency_with_receipt_as_checkpoint_is_named(tmp_path):
+    from click.testing import CliRunner
+
+    from verifier.cli import verify
+
+    receipt = tmp_path / "r.tlog-proof"
+    receipt.write_text("c2sp.org/tlog-proof@v1\nextra e30=\nindex 0\n\nx\n")
+    proof = tmp_path / "p.txt"
+    proof.write_text("")
+    key = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+
+    result = CliRunner().invoke(
+        verify, ["consistency", str(receipt), str(receipt), str(proof), "--key", key]
+    )
+
+    assert result.exit_code == 1
+    assert "expected a checkpoint (a signed note), got a receipt" in result.output
+
+
+def test_empty_receipt_is_named(tmp_path):
+    from click.testing import CliRunner
+
+    from verifier.cli import verify
+
+    empty = tmp_path / "empty.tlog-proof"
+    empty.write_text("")
+    key = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+
+    result = CliRunner().invoke(verify, ["receipt", str(empty), "--key", key])
+
+    assert result.exit_code == 1
+    assert "receipt is empty" in result.output
+
+
+def test_binary_key_file_is_named(tmp_path):
+    from click.testing import CliRunner
+
+    from verifier.cli import verify
+
+    binary = tmp_path / "key.pub"
+    binary.write_bytes(b"\x83\xff\x00garbage")
+    receipt = tmp_path / "r.tlog-proof"
+    receipt.write_text("x")
+
+    result = CliRunner().invoke(verify, ["receipt", str(receipt), "--key-file",
+                                         str(binary)])
+
+    assert result.exit_code == 2
+    assert "expected a text file of verifier keys, got binary data" in result.output

@@ -136,3 +136,74 @@ def test_demo_refuses_to_replace_a_foreign_directory(tmp_path):
     assert result.exit_code == 2
     assert "is not a demo directory" in result.output
     assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_demo_keeps_a_user_log_directory(tmp_path):
+    project = tmp_path / "project"
+    (project / "keys").mkdir(parents=True)
+    (project / "ledger.db").write_bytes(b"the user's log")
+    (project / "notes.txt").write_text("keep me")
+
+    result = CliRunner().invoke(demo, ["--out", str(project), "--suite", "banking"])
+
+    assert result.exit_code == 2
+    assert "is not a demo directory (notes.txt)" in result.output
+    assert (project / "ledger.db").read_bytes() == b"the user's log"
+    assert (project / "notes.txt").read_text() == "keep me"
+
+
+def test_demo_refuses_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "src.py").write_text("print(1)")
+
+    result = CliRunner().invoke(demo, ["--out", "."])
+
+    assert result.exit_code == 2
+    assert "is the current directory or one of its parents" in result.output
+    assert (tmp_path / "src.py").exists()
+
+
+def test_demo_unknown_suite_touches_nothing(tmp_path):
+    out = tmp_path / "demo"
+    first = CliRunner().invoke(demo, ["--out", str(out), "--suite", "banking"])
+    assert first.exit_code == 0, first.output
+    report = (out / "report.json").read_text()
+
+    result = CliRunner().invoke(demo, ["--out", str(out), "--suite", "bankin"])
+
+    assert result.exit_code == 2
+    assert "has no suite 'bankin'" in result.output
+    assert (out / "report.json").read_text() == report
+
+
+def test_demo_bad_policy_is_a_usage_error(tmp_path):
+    broken = tmp_path / "broken.toml"
+    broken.write_text("garbage = [")
+
+    result = CliRunner().invoke(demo, ["--out", str(tmp_path / "d"),
+                                       "--policy", str(broken)])
+
+    assert result.exit_code == 2
+    assert "is not valid TOML" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "d").exists()
+
+
+def test_demo_writes_checkpoints_for_consistency_check(tmp_path):
+    from verifier.cli import verify
+
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(demo, ["--out", str(out), "--suite", "banking"])
+    assert result.exit_code == 0, result.output
+    first = sorted(out.glob("checkpoint-*.txt"))
+    proof = next(out.glob("consistency-*-*.txt"))
+    key_file = next((out / "keys").glob("*.pub"))
+    old = next(p for p in first if p.name != "checkpoint-latest.txt")
+
+    checked = CliRunner().invoke(verify, [
+        "consistency", str(old), str(out / "checkpoint-latest.txt"), str(proof),
+        "--key-file", str(key_file),
+    ])
+
+    assert checked.exit_code == 0, checked.output
+    assert "verify consistency" in result.output
