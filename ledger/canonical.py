@@ -4,12 +4,33 @@ An entry is accepted only if it is UTF-8, parses as JSON without duplicate
 member names, lone surrogates or non-finite numbers, is an object, and is
 byte for byte equal to its own canonical serialization. Anything else would
 let two different byte strings stand for the same record.
+
+The canonical serialization comes from ``rfc8785``, which is pure Python and
+costs about 100 microseconds for a 650-byte record. ``check_entry`` first
+compares the entry with the C ``json`` encoder's sorted, compact output
+instead, which equals the RFC 8785 form whenever all of these hold:
+
+- no member name or string holds a character above U+FFFF, so sorting by
+  code point (Python) and by UTF-16 code unit (RFC 8785 section 3.2.3)
+  agree. An entry without a 4-byte UTF-8 sequence has none, unless it
+  escapes a surrogate pair, and then the encoder's output differs from it;
+- every integer lies in [-(2^53 - 1), 2^53 - 1], the range RFC 8785 can
+  represent;
+- every float token is its own RFC 8785 (ECMAScript) form, checked per token
+  with ``rfc8785``; Python's ``repr`` differs from it for numbers such as
+  ``1.0`` and ``1e-07``;
+- both escape the same characters in strings (``"``, ``\\`` and controls
+  below 0x20, with the same short forms and lowercase ``\\u00xx``).
+
+Any entry that fails this comparison goes through ``rfc8785``, which gives
+the exact answer and the message.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import rfc8785
@@ -20,6 +41,13 @@ __all__ = ["MAX_ENTRY_BYTES", "canonical_bytes", "check_entry"]
 
 # Records are small (a decision is about 2 KiB); a larger entry is a bug.
 MAX_ENTRY_BYTES = 1 << 20
+# RFC 8785 represents integers in this range exactly (IEEE 754 doubles).
+_MAX_SAFE_INTEGER = 2**53 - 1
+# Lead bytes of 4-byte UTF-8 sequences: characters above U+FFFF.
+_ASTRAL_LEAD_BYTE = re.compile(rb"[\xf0-\xf4]")
+_compact_sorted_json = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+).encode
 
 
 def _reject_constant(name: str) -> Any:
@@ -88,12 +116,28 @@ def check_entry(entry: bytes) -> dict[str, Any]:
             f"entry is not UTF-8: byte 0x{entry[err.start]:02x} at offset {err.start}"
         ) from err
 
+    # Numbers whose text the fast comparison cannot vouch for (see the
+    # module docstring): float tokens, and integers outside the safe range.
+    float_tokens: list[str] = []
+    unsafe_integers: list[str] = []
+
+    def parse_float(token: str) -> float:
+        float_tokens.append(token)
+        return _finite_float(token)
+
+    def parse_int(token: str) -> int:
+        number = int(token)
+        if not -_MAX_SAFE_INTEGER <= number <= _MAX_SAFE_INTEGER:
+            unsafe_integers.append(token)
+        return number
+
     try:
         value = json.loads(
             text,
             object_pairs_hook=_unique_members,
             parse_constant=_reject_constant,
-            parse_float=_finite_float,
+            parse_float=parse_float,
+            parse_int=parse_int,
         )
     except json.JSONDecodeError as err:
         raise InvalidEntry(
@@ -106,6 +150,9 @@ def check_entry(entry: bytes) -> dict[str, Any]:
             f"entry must be a JSON object, got a JSON {_json_kind(value)}"
         )
 
+    if not unsafe_integers and _matches_compact_form(entry, text, value):
+        if all(_is_canonical_float(token) for token in float_tokens):
+            return value
     canonical = canonical_bytes(value)
     if canonical != entry:
         offset = next(
@@ -119,6 +166,28 @@ def check_entry(entry: bytes) -> dict[str, Any]:
             f"{canonical[offset:offset + 16]!r}); send the canonical bytes"
         )
     return value
+
+
+def _matches_compact_form(entry: bytes, text: str, value: dict[str, Any]) -> bool:
+    """Return whether ``text`` is the C encoder's sorted, compact form of ``value``.
+
+    False also when the comparison proves nothing: for an entry with
+    characters above U+FFFF, or one the encoder cannot serialize.
+    """
+    if not entry.isascii() and _ASTRAL_LEAD_BYTE.search(entry):
+        return False
+    try:
+        return _compact_sorted_json(value) == text
+    except (ValueError, RecursionError):
+        return False
+
+
+def _is_canonical_float(token: str) -> bool:
+    """Return whether a JSON float token is its own RFC 8785 serialization."""
+    try:
+        return rfc8785.dumps(float(token)) == token.encode("ascii")
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError):
+        return False
 
 
 def _json_kind(value: Any) -> str:

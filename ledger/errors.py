@@ -11,14 +11,20 @@
   operator is malformed, missing or readable by others.
 - ``StorageError``: the database failed or contains state that contradicts
   itself; the operator has to look at it.
+- ``LedgerUnavailable``: a log reached over the network did not respond,
+  failed (HTTP 5xx), or sent a response that its API does not define.
+- ``IdempotencyConflict``: an ``InvalidRequest`` for an idempotency key
+  that was first used with other entry bytes; nothing was stored.
 """
 
 __all__ = [
+    "IdempotencyConflict",
     "InvalidEntry",
     "InvalidKey",
     "InvalidRequest",
     "KeyFileError",
     "LedgerError",
+    "LedgerUnavailable",
     "StorageError",
 ]
 
@@ -45,3 +51,23 @@ class KeyFileError(LedgerError):
 
 class StorageError(LedgerError):
     """The database failed, or its contents contradict each other."""
+
+
+class LedgerUnavailable(LedgerError):
+    """A remote log could not be reached, failed, or sent a malformed response."""
+
+
+class IdempotencyConflict(InvalidRequest):
+    """An idempotency key was first used for other entry bytes.
+
+    ``key`` is the idempotency key and ``first_index`` the leaf index of the
+    first entry that used it; either is None where the raiser did not learn
+    it (a remote log's response names neither).
+    """
+
+    def __init__(
+        self, message: str, key: str | None = None, first_index: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.first_index = first_index

@@ -1,4 +1,5 @@
-"""Ed25519 keys in the C2SP signed-note forms, and the files that hold them.
+"""Ed25519 keys in the C2SP signed-note forms, the files that contain them,
+and the key records that name the keys that sign a log's checkpoints.
 
 A key has a name, a 4-byte key id and an Ed25519 key pair. The key id is
 the first 4 bytes of ``SHA-256(name || 0x0A || 0x01 || public_key)``, where
@@ -12,6 +13,10 @@ The first (verifier key) is public. The second (signer key) is a secret and
 is kept in a file that only its owner can read: ``write_key_pair`` creates
 it with mode 0600 and ``load_signer`` rejects a file that grants any access
 to group or others.
+
+A log names its keys in ``key`` records (specs/records.md). A key signs the
+checkpoint of a tree size only when that tree contains the record that
+introduced the key and not the record that retired it (``LogKey.signs``).
 """
 
 from __future__ import annotations
@@ -23,8 +28,11 @@ import logging
 import os
 import re
 import stat
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -37,16 +45,23 @@ from cryptography.hazmat.primitives.serialization import (
     NoEncryption,
 )
 
-from .errors import InvalidKey, KeyFileError
+from .canonical import canonical_bytes
+from .errors import InvalidKey, InvalidRequest, KeyFileError
 
 __all__ = [
     "ED25519_SIGNATURE_TYPE",
+    "RETIRED",
+    "KeyChange",
+    "LogKey",
     "Signer",
     "VerifierKey",
+    "apply_key_changes",
     "compute_key_id",
     "key_file_stem",
+    "key_record",
     "load_signer",
     "load_verifier_key",
+    "signers_for",
     "validate_key_name",
     "write_key_pair",
 ]
@@ -55,6 +70,9 @@ logger = logging.getLogger(__name__)
 
 # Signature type byte of Ed25519 keys in C2SP signed-note.
 ED25519_SIGNATURE_TYPE = 0x01
+
+# Value of the ``status`` member of a key record that retires its key.
+RETIRED = "retired"
 
 _SIGNER_PREFIX = "PRIVATE+KEY+"
 _KEY_ID_PATTERN = re.compile(r"[0-9a-f]{8}")
@@ -231,10 +249,13 @@ def key_file_stem(name: str) -> str:
 
     Key names are often log origins such as ``agentgate.example/demo``, so
     every character other than letters, digits, ``.``, ``_`` and ``-`` is
-    replaced by ``_``.
+    replaced by ``_``, and so are leading dots. The stem therefore holds no
+    path separator and never names a hidden file, ``.`` or ``..``.
     """
     validate_key_name(name)
-    return _UNSAFE_FILE_CHARACTERS.sub("_", name)
+    stem = _UNSAFE_FILE_CHARACTERS.sub("_", name)
+    dots = len(stem) - len(stem.lstrip("."))
+    return "_" * dots + stem[dots:]
 
 
 def _write_new_file(path: Path, data: bytes, mode: int) -> None:
@@ -280,17 +301,16 @@ def write_key_pair(
 
 
 def _read_key_text(path: Path, *, secret: bool) -> str:
-    """Read a one-line key file, checking its mode first when it is secret."""
+    """Read a one-line key file, checking its mode when it is secret.
+
+    A secret key file that holds a verifier key instead is reported as
+    such before its mode, because chmod would not make it a signer key.
+    """
     try:
         with open(path, "rb") as handle:
-            if secret and os.name == "posix":
-                mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
-                if mode & 0o077:
-                    raise KeyFileError(
-                        f"key file {path} has mode {mode:04o}, so group or others "
-                        f"can access it; run: chmod 600 {path}"
-                    )
             data = handle.read(4096)
+            if secret:
+                _check_signer_file(path, data, os.fstat(handle.fileno()).st_mode)
     except FileNotFoundError as err:
         raise KeyFileError(f"key file {path} not found") from err
     except OSError as err:
@@ -305,6 +325,30 @@ def _read_key_text(path: Path, *, secret: bool) -> str:
     if "\n" in text or "\r" in text:
         raise KeyFileError(f"key file {path} must hold exactly one line")
     return text
+
+
+def _check_signer_file(path: Path, data: bytes, mode: int) -> None:
+    """Raise ``KeyFileError`` for a verifier key file or an insecure mode."""
+    if not data.startswith(_SIGNER_PREFIX.encode("ascii")):
+        try:
+            VerifierKey.parse(data.decode("ascii").removesuffix("\n"))
+        except (InvalidKey, UnicodeDecodeError):
+            pass
+        else:
+            suggestion = ""
+            if path.suffix == ".pub":
+                suggestion = f" ({path.with_suffix('.key')}, if keygen wrote both)"
+            raise KeyFileError(
+                f"key file {path} holds a verifier (public) key, but a signer "
+                f"(private) key is needed here; pass the signer key file"
+                f"{suggestion}, which agentgate keygen writes with mode 0600"
+            )
+    permissions = stat.S_IMODE(mode)
+    if os.name == "posix" and permissions & 0o077:
+        raise KeyFileError(
+            f"key file {path} has mode {permissions:04o}, so group or others "
+            f"can access it; run: chmod 600 {path}"
+        )
 
 
 def load_signer(path: str | os.PathLike[str]) -> Signer:
@@ -325,3 +369,122 @@ def load_verifier_key(path: str | os.PathLike[str]) -> VerifierKey:
         return VerifierKey.parse(text)
     except InvalidKey as err:
         raise KeyFileError(f"key file {path}: {err}") from err
+
+
+@dataclass(frozen=True)
+class LogKey:
+    """A key of a log and the leaf indexes of the records that name it."""
+
+    verifier_key: str
+    added_index: int
+    retired_index: int | None = None
+
+    def signs(self, size: int) -> bool:
+        """Return whether this key signs the checkpoint of ``size`` leaves.
+
+        It does when the tree of that size contains the key record that
+        introduced the key and not the one that retired it.
+        """
+        if size <= self.added_index:
+            return False
+        return self.retired_index is None or size <= self.retired_index
+
+
+def key_record(
+    key: Signer | VerifierKey, now: datetime, *, retired: bool = False
+) -> bytes:
+    """Return the canonical ``key`` record that introduces or retires ``key``.
+
+    The ``id`` is ``k-`` and the first 16 bytes (hex) of the SHA-256 of the
+    record without its id, so the record is reproducible from the key and
+    the time. A retiring record has ``"status": "retired"``.
+    """
+    if now.tzinfo is None:
+        raise InvalidRequest(f"time {now!r} has no time zone; pass an aware datetime")
+    verifier_key = key.verifier_key if isinstance(key, Signer) else key
+    record: dict[str, Any] = {
+        "type": "key",
+        "version": 1,
+        "time": now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "role": "log",
+        "key": str(verifier_key),
+    }
+    if retired:
+        record["status"] = RETIRED
+    digest = hashlib.sha256(canonical_bytes(record)).hexdigest()
+    record["id"] = "k-" + digest[:32]
+    return canonical_bytes(record)
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    """A key record at ``position`` of a batch that introduces or retires ``key``."""
+
+    position: int
+    key: Signer | VerifierKey
+    retire: bool = False
+
+    @property
+    def verifier_key(self) -> VerifierKey:
+        """The verifier key that the record names."""
+        if isinstance(self.key, Signer):
+            return self.key.verifier_key
+        return self.key
+
+
+def signers_for(
+    size: int, log_keys: Mapping[str, LogKey], signers: Sequence[Signer]
+) -> list[Signer]:
+    """Return the ``signers`` whose keys sign the checkpoint of ``size`` leaves."""
+    chosen = []
+    for signer in signers:
+        log_key = log_keys.get(str(signer.verifier_key))
+        if log_key is not None and log_key.signs(size):
+            chosen.append(signer)
+    return chosen
+
+
+def apply_key_changes(
+    origin: str,
+    size: int,
+    log_keys: Mapping[str, LogKey],
+    signers: Sequence[Signer],
+    changes: Sequence[KeyChange],
+    indexes: Sequence[object],
+) -> tuple[dict[str, LogKey], list[Signer]]:
+    """Return the keys of log ``origin`` and the signers after ``changes``.
+
+    ``log_keys`` are the keys at tree ``size``, and ``indexes[position]`` is
+    the leaf index of the key record at that batch position. A new key that
+    comes as a ``Signer`` joins the signers. Raises ``InvalidRequest`` for a
+    key introduced twice (retired or not) or a retirement of a key that is
+    not active. Nothing passed in is modified.
+    """
+    result = dict(log_keys)
+    new_signers = list(signers)
+    for change in changes:
+        index = indexes[change.position]
+        text = str(change.verifier_key)
+        existing = result.get(text)
+        if change.retire:
+            if existing is None or existing.retired_index is not None:
+                active = [key for key in log_keys.values() if key.signs(size)]
+                names = ", ".join(key.verifier_key for key in active) or "none"
+                raise InvalidRequest(
+                    f"key {text} is not an active key of log {origin!r} (its "
+                    f"active keys: {names})"
+                )
+            result[text] = replace(existing, retired_index=index)
+            continue
+        if existing is not None:
+            retired = existing.retired_index
+            status = "" if retired is None else f" and retired by leaf {retired}"
+            raise InvalidRequest(
+                f"key {text} is already a key of log {origin!r}, introduced by leaf "
+                f"{existing.added_index}{status}; a key is introduced once, so "
+                "generate a new one"
+            )
+        result[text] = LogKey(text, index)
+        if isinstance(change.key, Signer) and change.key not in new_signers:
+            new_signers.append(change.key)
+    return result, new_signers

@@ -1,73 +1,68 @@
-"""``Ledger``: the append-only transparency log.
+"""``Ledger``: the append-only transparency log: opening, reads and closing.
 
-Every entry is the RFC 8785 (JCS) bytes of one JSON record. ``append_batch``
-is the single write path: it checks the entries, commits them in one durable
+Every entry is the RFC 8785 (JCS) bytes of one JSON record. Appends go
+through one write path (``ledger.writes``, which ``Ledger`` inherits): it
+checks the entries, locks the log head, commits the entries in one durable
 transaction, signs one checkpoint for the new tree after the commit, and
 returns one receipt per entry against that checkpoint.
 
+Many processes may open the same database and append. Each write
+transaction locks the head row first. A process whose view is behind then
+reloads the tree's frontier (O(log n) hashes, one query) before it
+appends, so all of them extend one linear log. ``refresh`` brings a
+reader's view up to date the same way. Because every checkpoint is signed
+from committed state, no two checkpoints of one size have different roots.
+
 A new log's first entries are ``key`` records, one per signing key, naming
-the keys that sign its checkpoints. Re-opening a database reuses its stored
-state: the head row, the stored subtrees and the latest checkpoint. Because
-every checkpoint is signed from that committed state, the log never signs
-two checkpoints of the same size with different roots.
+the keys that sign its checkpoints. ``add_key`` and ``retire_key`` append
+later key records to rotate keys; the ``log_keys`` table tracks them, and a
+key signs a checkpoint only when the tree contains its introducing record
+and not its retiring one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from .canonical import canonical_bytes, check_entry
 from .errors import InvalidRequest, StorageError
-from .keys import Signer, validate_key_name
-from .note import Checkpoint, parse_own_checkpoint, sign_checkpoint
+from .items import MAX_IDEMPOTENCY_KEY_LENGTH, check_idempotency_key
+from .keys import (
+    KeyChange,
+    LogKey,
+    Signer,
+    key_record,
+    signers_for,
+    validate_key_name,
+)
+from .note import Checkpoint, check_own_checkpoint
 from .proofs import consistency_proof
-from .receipt import Receipt
 from .storage import Store
 from .tree import DEFAULT_CACHE_BYTES, EMPTY_ROOT, StoredTree
+from .writes import LedgerWrites, aware_now, check_signer_name
 
-__all__ = ["Ledger", "key_record", "open_ledger"]
+__all__ = [
+    "MAX_IDEMPOTENCY_KEY_LENGTH",
+    "Ledger",
+    "check_idempotency_key",
+    "key_record",
+    "open_ledger",
+]
 
 logger = logging.getLogger(__name__)
 
-# Idempotency keys are opaque strings chosen by the caller.
-MAX_IDEMPOTENCY_KEY_LENGTH = 256
-# Key records are the first entries of a log; this bounds the read at open.
-_MAX_LEADING_KEY_RECORDS = 16
 
-
-def key_record(signer: Signer, now: datetime) -> bytes:
-    """Return the canonical ``key`` record that names ``signer`` as a log key.
-
-    The ``id`` is ``k-`` and the first 16 bytes (hex) of the SHA-256 of the
-    record without its id, so the record is reproducible from the key and
-    the time.
-    """
-    if now.tzinfo is None:
-        raise InvalidRequest(f"time {now!r} has no time zone; pass an aware datetime")
-    record: dict[str, Any] = {
-        "type": "key",
-        "version": 1,
-        "time": now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "role": "log",
-        "key": str(signer.verifier_key),
-    }
-    digest = hashlib.sha256(canonical_bytes(record)).hexdigest()
-    record["id"] = "k-" + digest[:32]
-    return canonical_bytes(record)
-
-
-class Ledger:
+class Ledger(LedgerWrites):
     """An open transparency log. Use ``Ledger.open`` to create one.
 
-    All methods are thread-safe. Writes are serialized by one lock around
-    ``append_batch``; reads run concurrently with writes and see the last
-    committed tree.
+    All methods are thread-safe. Writes are serialized by one lock in this
+    process and by the head row lock across processes. Reads run
+    concurrently with writes and see the last tree this process committed
+    or loaded.
     """
 
     def __init__(
@@ -76,13 +71,15 @@ class Ledger:
         tree: StoredTree,
         signers: Sequence[Signer],
         checkpoint: Checkpoint | None,
+        log_keys: Sequence[LogKey],
     ) -> None:
         self._store = store
         self._tree = tree
         self._signers = list(signers)
         self._checkpoint = checkpoint
+        self._log_keys = {key.verifier_key: key for key in log_keys}
         # Checkpoints signed but not yet stored; the next write transaction
-        # (or close) stores them, see append_batch.
+        # (or close) stores them, see _write.
         self._unstored: list[tuple[int, str]] = []
         self._write_lock = threading.Lock()
         self._closed = False
@@ -103,12 +100,16 @@ class Ledger:
         """Open the log in ``path_or_url`` (an SQLite file path or database URL).
 
         ``signers`` sign checkpoints; every signer's name must be the origin,
-        as specs/checkpoint.md requires. ``origin`` defaults to the first
-        signer's name and must match the stored origin of an existing log.
-        Without signers the log is read-only: appends raise
-        ``InvalidRequest``. With ``create`` (the default) a missing log is
-        created and its key records are appended, stamped with ``now``
-        (default: the current UTC time).
+        as specs/checkpoint.md requires, and each must be an active key of
+        an existing log. ``origin`` defaults to the first signer's name and
+        must match the stored origin of an existing log. Without signers the
+        log is read-only: appends raise ``InvalidRequest``. With ``create``
+        (the default) a missing log is created and its key records are
+        appended, stamped with ``now`` (default: the current UTC time).
+        Without it, a database that contains no log raises
+        ``InvalidRequest`` and is left as it was: no file is created and no
+        table is added. The database schema is created or checked as
+        ``ledger.migrations`` describes.
         """
         signer_list = _signer_list(signers)
         if now is not None and now.tzinfo is None:
@@ -120,11 +121,9 @@ class Ledger:
         if origin is not None:
             validate_key_name(origin)
         for signer in signer_list:
-            if signer.name != origin:
-                raise InvalidRequest(
-                    f"signer key {signer.verifier_key} is named {signer.name!r}, but "
-                    f"the log's key name must be its origin {origin!r}"
-                )
+            check_signer_name(signer, origin)
+        if not create:
+            _check_contains_log(path_or_url)
 
         store = Store.open(path_or_url)
         try:
@@ -135,13 +134,13 @@ class Ledger:
 
     @classmethod
     def exists(cls, path_or_url: str | os.PathLike[str]) -> bool:
-        """Return whether ``path_or_url`` contains a log; never creates a file."""
+        """Return whether ``path_or_url`` contains a log; never creates anything."""
         text = os.fspath(path_or_url)
         if "://" not in text and not os.path.exists(text):
             return False
-        store = Store.open(path_or_url)
+        store = Store.open(path_or_url, prepare_schema=False)
         try:
-            return store.read_head() is not None
+            return store.contains_log()
         finally:
             store.close()
 
@@ -159,8 +158,8 @@ class Ledger:
         if head is None:
             if not create:
                 raise InvalidRequest(
-                    f"{store.engine.url.render_as_string(hide_password=True)} contains "
-                    "no log; create it first (agentgate log init)"
+                    f"{store.name} contains no log; create it first (agentgate "
+                    "log init)"
                 )
             if not signers:
                 raise InvalidRequest("creating a log needs at least one signer key")
@@ -174,26 +173,30 @@ class Ledger:
 
         tree = StoredTree(store, head, cache_bytes=cache_bytes)
         checkpoint = cls._stored_checkpoint(store, tree)
-        ledger = cls(store, tree, signers, checkpoint)
+        ledger = cls(store, tree, signers, checkpoint, store.read_log_keys())
 
         if head.size == 0:
             # A new log, or one whose creation stopped before its key records
-            # were committed: write them now.
+            # were committed: write them now, unless another process just did.
             if not signers:
                 raise InvalidRequest(
                     f"log {head.origin!r} is empty; open it with its key to write the "
                     "key records"
                 )
-            now = now or datetime.now(timezone.utc)
-            ledger.append_batch([(key_record(signer, now), None) for signer in signers])
-        else:
-            ledger._check_signers_are_log_keys()
-            if ledger._checkpoint is None and signers:
-                # The latest checkpoint was signed but its row was lost (the
-                # process stopped before storing it). Signing the same size
-                # again gives the same root, from the same stored subtrees.
-                ledger._sign_checkpoint()
-        logger.info("opened log %s at size %d", head.origin, ledger.size)
+            now = aware_now(now)
+            ledger._write(
+                [(key_record(signer, now), None) for signer in signers],
+                atomic=True,
+                key_changes=[KeyChange(i, s) for i, s in enumerate(signers)],
+                only_if_empty=True,
+            )
+        ledger._check_signers_are_log_keys()
+        if ledger._checkpoint is None and ledger.signers:
+            # The latest checkpoint was signed but its row was not stored yet
+            # (its writer stopped, or has not written it yet). Signing the same size
+            # again gives the same root, from the same stored subtrees.
+            ledger._sign_checkpoint()
+        logger.info("opened log %s at size %d", ledger.origin, ledger.size)
         return ledger
 
     @staticmethod
@@ -211,41 +214,25 @@ class Ledger:
             )
         if size < head.size:
             return None
-        checkpoint = parse_own_checkpoint(note)
-        if (checkpoint.origin, checkpoint.size, checkpoint.root) != (
-            head.origin,
-            head.size,
-            head.root,
-        ):
-            raise StorageError(
-                f"stored checkpoint of size {size} names origin {checkpoint.origin!r} "
-                f"and root {checkpoint.root.hex()}, but the tree has "
-                f"{head.origin!r} and {head.root.hex()}; the database is damaged"
-            )
-        return checkpoint
+        return check_own_checkpoint(note, head.origin, head.size, head.root)
 
     def _check_signers_are_log_keys(self) -> None:
-        """Raise unless each signer is named by one of the log's leading key records."""
-        if not self._signers:
-            return
-        count = min(self.size, _MAX_LEADING_KEY_RECORDS)
-        log_keys = set()
-        for entry in self._store.read_entries(0, count):
-            record = check_entry(entry)
-            if record.get("type") != "key":
-                break
-            if record.get("role") == "log":
-                log_keys.add(record.get("key"))
-        # NOTE: keys added later by key records after the first non-key
-        # entry (key rotation) are not looked up yet, so such a key is
-        # rejected here.
+        """Raise unless each signer is an active key of the log."""
         for signer in self._signers:
-            if str(signer.verifier_key) not in log_keys:
-                known = ", ".join(sorted(log_keys)) or "none"
+            text = str(signer.verifier_key)
+            log_key = self._log_keys.get(text)
+            if log_key is None:
+                known = ", ".join(self._active_keys()) or "none"
                 raise InvalidRequest(
-                    f"signer key {signer.verifier_key} is not a key of log "
-                    f"{self.origin!r} (its key records name: {known}); open the log "
-                    "with its own key"
+                    f"signer key {text} is not a key of log {self.origin!r} (its "
+                    f"active keys: {known}); open the log with one of them, or "
+                    "introduce this key with agentgate log add-key"
+                )
+            if log_key.retired_index is not None:
+                raise InvalidRequest(
+                    f"signer key {text} of log {self.origin!r} was retired by leaf "
+                    f"{log_key.retired_index}; remove it from the keys this process "
+                    "signs with"
                 )
 
     # -- properties -----------------------------------------------------------
@@ -257,131 +244,51 @@ class Ledger:
 
     @property
     def size(self) -> int:
-        """The number of committed entries."""
+        """The number of entries this process has seen committed.
+
+        Appends by other processes show after this process writes or calls
+        ``refresh``.
+        """
         return self._tree.head.size
 
     @property
     def signers(self) -> list[Signer]:
-        """The keys that sign new checkpoints (empty when read-only)."""
-        return list(self._signers)
+        """The configured keys that sign the checkpoint of the current size."""
+        return signers_for(self.size, self._log_keys, self._signers)
 
-    # -- writes ---------------------------------------------------------------
-
-    def append(self, entry: bytes, key: str | None = None) -> Receipt:
-        """Append one entry and return its receipt; see ``append_batch``."""
-        return self.append_batch([(entry, key)])[0]
-
-    def append_batch(self, items: Sequence[tuple[bytes, str | None]]) -> list[Receipt]:
-        """Append entries in one durable transaction and return their receipts.
-
-        ``items`` are ``(entry, idempotency_key)`` pairs. Every entry must be
-        canonical JCS bytes of a JSON object (else ``InvalidEntry``), and
-        every key must be ``None`` or a non-empty string. The whole batch is
-        checked before anything is stored. One checkpoint is signed for the
-        batch, after the commit, and every receipt is proved against it.
-
-        An idempotency key that was used before (in an earlier batch or
-        earlier in this one) stores nothing new: its receipt names the first
-        entry's index, re-proved against the current checkpoint. The entry
-        must be byte for byte the first one, else ``InvalidRequest``.
-        """
-        self._check_writable()
-        items = list(items)
-        for position, item in enumerate(items):
-            if not isinstance(item, tuple) or len(item) != 2:
-                raise InvalidRequest(
-                    f"batch item {position} must be an (entry, idempotency key) "
-                    f"pair, got {type(item).__name__}"
-                )
-            check_entry(item[0])
-            _check_idempotency_key(item[1])
-        if not items:
-            return []
-
-        with self._write_lock:
-            self._check_writable()
-            # Resolve idempotency keys against the store and the batch itself.
-            previous = self._store.find_idempotency_keys(
-                key for _, key in items if key is not None
-            )
-            indexes: list[int] = []
-            first_in_batch: dict[str, tuple[int, bytes]] = {}
-            new_entries: list[bytes] = []
-            new_keys: list[str | None] = []
-            next_index = self.size
-            for entry, key in items:
-                earlier = None
-                if key is not None:
-                    earlier = previous.get(key) or first_in_batch.get(key)
-                if earlier is not None:
-                    index, earlier_entry = earlier
-                    if earlier_entry != bytes(entry):
-                        raise InvalidRequest(
-                            f"idempotency key {key!r} was first used for a different "
-                            f"entry (leaf {index}); use a new key for a new entry"
-                        )
-                    indexes.append(index)
-                    continue
-                if key is not None:
-                    first_in_batch[key] = (next_index, bytes(entry))
-                indexes.append(next_index)
-                new_entries.append(bytes(entry))
-                new_keys.append(key)
-                next_index += 1
-
-            if new_entries:
-                # Checkpoints signed since the last write ride along in this
-                # transaction, so a batch costs one commit (one fsync).
-                unstored, self._unstored = self._unstored, []
-                try:
-                    self._tree.append(new_entries, new_keys, unstored)
-                except BaseException:
-                    self._unstored = unstored + self._unstored
-                    raise
-                checkpoint = self._sign_checkpoint()
-            elif self._checkpoint is None or self._checkpoint.size != self.size:
-                checkpoint = self._sign_checkpoint()
-            else:
-                checkpoint = self._checkpoint
-
-        paths = self._tree.inclusion_paths(indexes, checkpoint.size)
-        return [
-            Receipt.build(bytes(entry), index, path, checkpoint.note)
-            for (entry, _), index, path in zip(items, indexes, paths)
-        ]
-
-    def _sign_checkpoint(self) -> Checkpoint:
-        head = self._tree.head
-        checkpoint = sign_checkpoint(head.origin, head.size, head.root, self._signers)
-        self._checkpoint = checkpoint
-        self._unstored.append((checkpoint.size, checkpoint.note))
-        logger.debug("signed checkpoint of size %d", checkpoint.size)
-        return checkpoint
-
-    def _check_writable(self) -> None:
-        if self._closed:
-            raise InvalidRequest(f"log {self.origin!r} is closed")
-        if not self._signers:
-            raise InvalidRequest(
-                f"log {self.origin!r} was opened without a signer key, so it is "
-                "read-only; open it with its key to append"
-            )
+    @property
+    def log_keys(self) -> list[LogKey]:
+        """Every key the log has had, in the order the key records introduced them."""
+        return sorted(self._log_keys.values(), key=lambda key: key.added_index)
 
     # -- reads ----------------------------------------------------------------
 
     def root(self, size: int | None = None) -> bytes:
         """Return the root hash of the tree of ``size`` leaves (default: all)."""
+        self._refresh_beyond(size)
         return self._tree.root(size)
 
     def latest_checkpoint(self) -> str:
-        """Return the signed note of the checkpoint for the current size."""
-        checkpoint = self._checkpoint
-        if checkpoint is None or checkpoint.size != self.size:
+        """Return the newest signed checkpoint note, after a ``refresh``.
+
+        That is the checkpoint of the current size when one is stored or a
+        configured key may sign it. Otherwise (a read-only process, or one
+        whose keys were retired) it is the newest stored checkpoint, which
+        may be of a smaller size. Raises ``InvalidRequest`` when there is
+        none.
+        """
+        self.refresh()
+        with self._write_lock:
+            checkpoint = self._checkpoint_for_head()
+        if checkpoint is not None:
+            return checkpoint.note
+        latest = self._store.read_latest_checkpoint()
+        if latest is None:
             raise InvalidRequest(
-                f"log {self.origin!r} has no stored checkpoint of size {self.size}; "
-                "open it with its key to sign one"
+                f"log {self.origin!r} has no stored checkpoint; open it with its "
+                "key to sign one"
             )
-        return checkpoint.note
+        return latest[1]
 
     def checkpoint_at(self, size: int) -> str | None:
         """Return the checkpoint of ``size`` if one was signed and kept, else None.
@@ -397,20 +304,23 @@ class Ledger:
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """Return the RFC 9162 audit path for leaf ``index`` in the tree of ``size``."""
+        self._refresh_beyond(size)
         return self._tree.inclusion_path(index, size)
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """Return the RFC 9162 consistency proof from size ``first`` to ``second``."""
+        self._refresh_beyond(second)
         return consistency_proof(self._tree, first, second)
 
     def entries(self, start: int, stop: int) -> list[bytes]:
         """Return the entries of leaves ``[start, stop)``."""
-        size = self.size
         for name, value in (("start", start), ("stop", stop)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise InvalidRequest(
                     f"entries [{start!r}, {stop!r}): {name} must be an integer"
                 )
+        self._refresh_beyond(stop)
+        size = self.size
         if not 0 <= start <= stop <= size:
             raise InvalidRequest(
                 f"entries [{start}, {stop}): need 0 <= start <= stop <= {size}, "
@@ -419,6 +329,11 @@ class Ledger:
         if start == stop:
             return []
         return self._store.read_entries(start, stop)
+
+    def _refresh_beyond(self, size: object) -> None:
+        """Refresh when a read requests a size larger than this process has seen."""
+        if isinstance(size, int) and not isinstance(size, bool) and size > self.size:
+            self.refresh()
 
     # -- closing --------------------------------------------------------------
 
@@ -455,29 +370,39 @@ def open_ledger(
     return Ledger.open(path_or_url, signers, origin, **options)
 
 
+
+def _check_contains_log(path_or_url: str | os.PathLike[str]) -> None:
+    """Raise ``InvalidRequest`` unless the database exists and contains a log."""
+    text = os.fspath(path_or_url)
+    if "://" not in text and not os.path.exists(text):
+        raise InvalidRequest(
+            f"no log at {text}: the file does not exist; create the log first "
+            "(agentgate log init), or check the path"
+        )
+    store = Store.open(path_or_url, prepare_schema=False)
+    try:
+        if not store.contains_log():
+            raise InvalidRequest(
+                f"{store.name} contains no log; create it first (agentgate log "
+                "init), or check the path"
+            )
+    finally:
+        store.close()
+
+
 def _signer_list(signers: Signer | Sequence[Signer] | None) -> list[Signer]:
     if signers is None:
         return []
     if isinstance(signers, Signer):
         return [signers]
     signer_list = list(signers)
+    seen = set()
     for signer in signer_list:
         if not isinstance(signer, Signer):
             raise InvalidRequest(
                 f"expected Signer objects, got {type(signer).__name__}"
             )
+        if str(signer.verifier_key) in seen:
+            raise InvalidRequest(f"signer key {signer.verifier_key} is listed twice")
+        seen.add(str(signer.verifier_key))
     return signer_list
-
-
-def _check_idempotency_key(key: object) -> None:
-    if key is None:
-        return
-    if not isinstance(key, str) or not key:
-        raise InvalidRequest(
-            f"idempotency key must be None or a non-empty string, got {key!r}"
-        )
-    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
-        raise InvalidRequest(
-            f"idempotency key is {len(key)} characters; the maximum is "
-            f"{MAX_IDEMPOTENCY_KEY_LENGTH}"
-        )

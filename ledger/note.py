@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from .keys import Signer, validate_key_name
 __all__ = [
     "MAX_SIGNATURES",
     "Checkpoint",
+    "check_own_checkpoint",
     "format_checkpoint_body",
     "parse_own_checkpoint",
     "sign_checkpoint",
@@ -122,3 +124,24 @@ def parse_own_checkpoint(note: str) -> Checkpoint:
     if not size_text.isascii() or not size_text.isdigit() or len(root) != 32:
         raise StorageError(f"stored checkpoint is malformed: {note!r}")
     return Checkpoint(origin=origin, size=int(size_text), root=root, note=note)
+
+
+def check_own_checkpoint(note: str, origin: str, size: int, root: bytes) -> Checkpoint:
+    """Parse a stored checkpoint and check that it names ``origin``, ``size``, ``root``.
+
+    Raises ``StorageError`` for a note that is malformed or names another
+    tree: the database is damaged.
+    """
+    checkpoint = parse_own_checkpoint(note)
+    if (
+        checkpoint.origin != origin
+        or checkpoint.size != size
+        or not hmac.compare_digest(checkpoint.root, root)
+    ):
+        raise StorageError(
+            f"stored checkpoint of size {checkpoint.size} names origin "
+            f"{checkpoint.origin!r} and root {checkpoint.root.hex()}, but the tree "
+            f"of size {size} has {origin!r} and {root.hex()}; the database is "
+            "damaged"
+        )
+    return checkpoint

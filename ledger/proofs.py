@@ -1,4 +1,8 @@
-"""RFC 9162 consistency proofs built from stored subtree hashes.
+"""RFC 9162 proofs built from stored subtree hashes: audit paths and consistency.
+
+``audit_paths`` computes the audit paths (section 2.1.3.1) of many leaves of
+one tree in a single descent, so that the receipts of a batch share the
+hashes they have in common instead of each walking the tree on its own.
 
 pymerkle's own consistency path is a different structure from the RFC 9162
 proof, so this module builds the RFC proof (section 2.1.4.1) directly:
@@ -17,12 +21,109 @@ O(log n) stored subtrees, loaded with one query.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+import hashlib
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .errors import InvalidRequest
-from .tree import StoredTree
 
-__all__ = ["consistency_proof", "consistency_ranges", "format_proof_text"]
+if TYPE_CHECKING:
+    from .tree import StoredTree
+
+__all__ = [
+    "audit_path_ranges",
+    "audit_paths",
+    "consistency_proof",
+    "consistency_ranges",
+    "format_proof_text",
+]
+
+# Returns the hash of the aligned perfect subtree (level, node_index): the
+# 2**level leaves starting at leaf node_index * 2**level.
+SubtreeHash = Callable[[int, int], bytes]
+
+
+def audit_paths(
+    indexes: Sequence[int], size: int, subtree_hash: SubtreeHash
+) -> dict[int, list[bytes]]:
+    """Return the RFC 9162 audit path of each leaf in ``indexes``, by index.
+
+    Requires ``0 <= index < size`` for each index; callers check it. Walks
+    the recursion of section 2.1.3.1 once for all leaves:
+
+        PATH(m, D[n]) = PATH(m, D[0:k]) : MTH(D[k:n])      for m < k
+        PATH(m, D[n]) = PATH(m - k, D[k:n]) : MTH(D[0:k])  for m >= k
+
+    with k the largest power of two smaller than n. Every left part D[0:k]
+    of the recursion is an aligned perfect subtree, read with
+    ``subtree_hash``. A right part is one too unless it ends at ``size``;
+    those right-edge ranges are hashed from their pieces once and shared.
+    Each path lists the sibling hashes from the leaf up to the root.
+    """
+    targets = sorted(set(indexes))
+    paths: dict[int, list[bytes]] = {index: [] for index in targets}
+    right_edge: dict[int, bytes] = {}
+
+    def range_hash(start: int, stop: int) -> bytes:
+        width = stop - start
+        if width & (width - 1) == 0:
+            level = width.bit_length() - 1
+            return subtree_hash(level, start >> level)
+        # Only ranges that end at `size` are not perfect subtrees.
+        digest = right_edge.get(start)
+        if digest is None:
+            split = start + (1 << ((width - 1).bit_length() - 1))
+            digest = node_hash(range_hash(start, split), range_hash(split, stop))
+            right_edge[start] = digest
+        return digest
+
+    def descend(start: int, stop: int, low: int, high: int) -> None:
+        # targets[low:high] are the leaves of interest in [start, stop).
+        if stop - start == 1:
+            return
+        middle = start + (1 << ((stop - start - 1).bit_length() - 1))
+        split = bisect_left(targets, middle, low, high)
+        if low < split:
+            descend(start, middle, low, split)
+            sibling = range_hash(middle, stop)
+            for index in targets[low:split]:
+                paths[index].append(sibling)
+        if split < high:
+            descend(middle, stop, split, high)
+            sibling = range_hash(start, middle)
+            for index in targets[split:high]:
+                paths[index].append(sibling)
+
+    if targets:
+        descend(0, size, 0, len(targets))
+    return paths
+
+
+def audit_path_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """Return the leaf ranges whose hashes form the audit path (RFC 9162 2.1.3.1).
+
+    Walks down from the root: at each split ``k`` (the largest power of two
+    below the width) the sibling is the half that does not hold ``index``.
+    ``StoredTree`` prefetches these before pymerkle requests them.
+    """
+    ranges = []
+    start, stop = 0, size
+    while stop - start > 1:
+        k = 1 << ((stop - start - 1).bit_length() - 1)
+        if index < start + k:
+            ranges.append((start + k, stop))
+            stop = start + k
+        else:
+            ranges.append((start, start + k))
+            start += k
+    ranges.append((index, index + 1))
+    return ranges
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """Return the RFC 9162 interior node hash ``SHA-256(0x01 || left || right)``."""
+    return hashlib.sha256(b"\x01" + left + right).digest()
 
 
 def consistency_ranges(first: int, second: int) -> list[tuple[int, int]]:

@@ -16,21 +16,33 @@ right)``; pymerkle's security mode applies exactly these prefixes.
 Two kinds of hashes stay in memory: the frontier (the roots of the perfect
 subtrees that make up the current tree, at most 64) and a byte-bounded LRU
 cache of recently written or read subtrees, which serves the receipts of a
-batch that was just appended without a database read.
+batch that was just appended without a database read. Complete subtrees
+never change, so the cache stays valid when another process extends the
+log; ``catch_up`` then only reloads the frontier, in one query.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from pymerkle import BaseMerkleTree
 
 from .errors import InvalidRequest, StorageError
+from .proofs import audit_path_ranges, audit_paths
 from .storage import Head, LeafRow, Store
 
-__all__ = ["DEFAULT_CACHE_BYTES", "EMPTY_ROOT", "StoredTree", "leaf_hash", "subtrees"]
+__all__ = [
+    "DEFAULT_CACHE_BYTES",
+    "EMPTY_ROOT",
+    "AppendPlan",
+    "StoredTree",
+    "leaf_hash",
+    "subtrees",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +50,9 @@ logger = logging.getLogger(__name__)
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 # About 200,000 cached subtree hashes at pymerkle's estimate of ~290 bytes each.
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+
+# Reads the stored hashes of (level, node_index) subtrees, as Store does.
+HashReader = Callable[[Iterable[tuple[int, int]]], dict[tuple[int, int], bytes]]
 
 
 def leaf_hash(entry: bytes) -> bytes:
@@ -68,6 +83,38 @@ def subtrees(start: int, stop: int) -> list[tuple[int, int]]:
     return keys
 
 
+@dataclass(frozen=True)
+class AppendPlan:
+    """The rows and the new state that appending some entries produces.
+
+    ``StoredTree.plan_append`` computes it without touching the database or
+    the tree; the caller stores the rows and then calls ``StoredTree.apply``.
+    """
+
+    head: Head
+    new_head: Head
+    leaf_rows: list[LeafRow]
+    node_rows: list[tuple[int, int, bytes]]
+    frontier: dict[int, bytes]
+    old_frontier: dict[int, bytes]
+
+    def known_hashes(self) -> dict[tuple[int, int], bytes]:
+        """Return the subtree hashes the plan holds, by ``(level, node_index)``.
+
+        They are the new leaves and nodes and the frontier of ``head``,
+        which together contain every sibling on the audit paths of the new
+        leaves in the tree of ``new_head``.
+        """
+        known = {(0, row.index): row.leaf_hash for row in self.leaf_rows}
+        for level, index, digest in self.node_rows:
+            known[(level, index)] = digest
+        frontier_keys = _frontier_keys(self.head.size)
+        known.update(
+            (key, self.old_frontier[level]) for level, key in frontier_keys.items()
+        )
+        return known
+
+
 class StoredTree(BaseMerkleTree):
     """A pymerkle Merkle tree whose nodes live in a ``Store``.
 
@@ -85,14 +132,7 @@ class StoredTree(BaseMerkleTree):
         self._head = head
         # Frontier: level -> hash of the perfect subtree at that level that
         # ends the current tree. Levels are the set bits of the size.
-        self._frontier = self._load_frontier(head.size)
-        root = self._fold(self._frontier)
-        if root != head.root:
-            raise StorageError(
-                f"log {head.origin!r}: the stored subtrees of size {head.size} give "
-                f"root {root.hex()}, but the head row says {head.root.hex()}; the "
-                "database is damaged"
-            )
+        self._frontier = self._load_frontier(head, store.read_hashes)
 
     @classmethod
     def open(
@@ -140,26 +180,36 @@ class StoredTree(BaseMerkleTree):
         if width != 1 << level or offset % width:
             raise ValueError(f"subtree [{offset}, {offset + width}) is not aligned")
         key = (level, offset >> level)
-        with self.lock:
-            frontier_hash = self._frontier_hash(key)
-            if frontier_hash is not None:
-                self.hits += 1
-                return frontier_hash
-            cached = self.cache.get(key)
-            if cached is not None:
-                self.hits += 1
-                return cached
-            self.misses += 1
+        cached = self._cached_subtree(key)
+        if cached is not None:
+            return cached
+        return self._load([key])[key]
 
-        found = self.store.read_hashes([key])
-        if key not in found:
+    def _cached_subtree(self, key: tuple[int, int]) -> bytes | None:
+        """Return a subtree hash from the frontier or the cache, else None."""
+        with self.lock:
+            digest = self._frontier_hash(key) or self.cache.get(key)
+            if digest is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+            return digest
+
+    def _load(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Read subtree hashes from the store into the cache; raise if any is absent."""
+        keys = list(keys)
+        found = self.store.read_hashes(keys)
+        missing = [key for key in keys if key not in found]
+        if missing:
+            level, index = missing[0]
             raise StorageError(
-                f"subtree hash at level {level}, index {key[1]} is missing from the "
+                f"subtree hash at level {level}, index {index} is missing from the "
                 "database; the database is damaged"
             )
         with self.lock:
-            self._remember(key, found[key])
-        return found[key]
+            for key, digest in found.items():
+                self._remember(key, digest)
+        return found
 
     # -- reads ----------------------------------------------------------------
 
@@ -216,6 +266,54 @@ class StoredTree(BaseMerkleTree):
         by the sibling hashes from the leaf up to the root's children. The
         RFC 9162 section 2.1.3.1 path is that list without its first element.
         """
+        self._check_inclusion_request(index, size)
+        self.prefetch(audit_path_ranges(index, size))
+        proof = self.prove_inclusion(index + 1, size)
+        return list(proof.path[1:])
+
+    def inclusion_paths(
+        self,
+        indexes: Sequence[int],
+        size: int,
+        known: Mapping[tuple[int, int], bytes] | None = None,
+    ) -> list[list[bytes]]:
+        """Return ``inclusion_path`` for each index, computed in one descent.
+
+        ``known`` maps ``(level, node_index)`` to subtree hashes the caller
+        already has, such as ``AppendPlan.known_hashes()``. They are used
+        before the frontier and the cache; any other hash needed is read
+        from the store, all in one query.
+        """
+        for index in indexes:
+            self._check_inclusion_request(index, size)
+        known = known or {}
+        missing: set[tuple[int, int]] = set()
+
+        def subtree_hash(level: int, index: int) -> bytes:
+            key = (level, index)
+            digest = known.get(key) or self._cached_subtree(key)
+            if digest is None:
+                # A stand-in: the paths are computed again once it is read.
+                missing.add(key)
+                return EMPTY_ROOT
+            return digest
+
+        paths = audit_paths(indexes, size, subtree_hash)
+        if missing:
+            # Which hashes a path needs depends on the sizes alone, so the
+            # first descent requested every one of them.
+            self._load(missing)
+            missing.clear()
+            paths = audit_paths(indexes, size, subtree_hash)
+            if missing:
+                raise StorageError(
+                    f"subtree hashes {sorted(missing)[:8]} of the tree of size "
+                    f"{size} are missing from the database; the database is "
+                    "damaged"
+                )
+        return [paths[index] for index in indexes]
+
+    def _check_inclusion_request(self, index: object, size: object) -> None:
         if not isinstance(size, int) or not 0 < size <= self._head.size:
             raise InvalidRequest(
                 f"inclusion proof for index {index!r} in size {size!r}: size must be "
@@ -226,22 +324,6 @@ class StoredTree(BaseMerkleTree):
                 f"inclusion proof for index {index!r} in size {size}: index must be "
                 f"in [0, {size - 1}]"
             )
-        self.prefetch(_audit_path_ranges(index, size))
-        proof = self.prove_inclusion(index + 1, size)
-        return list(proof.path[1:])
-
-    def inclusion_paths(self, indexes: Sequence[int], size: int) -> list[list[bytes]]:
-        """Return ``inclusion_path`` for each index, prefetching all subtrees."""
-        if isinstance(size, int) and 0 < size <= self._head.size:
-            self.prefetch(
-                [
-                    piece
-                    for index in indexes
-                    if isinstance(index, int) and 0 <= index < size
-                    for piece in _audit_path_ranges(index, size)
-                ]
-            )
-        return [self.inclusion_path(index, size) for index in indexes]
 
     # -- writes ---------------------------------------------------------------
 
@@ -253,10 +335,26 @@ class StoredTree(BaseMerkleTree):
     ) -> Head:
         """Append leaves for ``entries`` in one durable transaction.
 
-        Computes the leaf hashes and every subtree the new leaves complete,
-        commits them with the new head (and any ``checkpoint_rows``), and
-        only then updates the in-memory state. Returns the new head. Nothing
-        changes in memory if the transaction fails.
+        Commits the rows of ``plan_append`` with the new head (and any
+        ``checkpoint_rows``), and only then updates the in-memory state.
+        Returns the new head. Nothing changes in memory if the transaction
+        fails, which it does when another writer moved the stored head.
+        """
+        plan = self.plan_append(entries, idempotency_keys)
+        self.store.append(
+            plan.head, plan.new_head, plan.leaf_rows, plan.node_rows, checkpoint_rows
+        )
+        self.apply(plan)
+        return plan.new_head
+
+    def plan_append(
+        self,
+        entries: Sequence[bytes],
+        idempotency_keys: Sequence[str | None] | None = None,
+    ) -> AppendPlan:
+        """Compute the leaf hashes and every subtree the new leaves complete.
+
+        Neither the database nor the tree changes; see ``AppendPlan``.
         """
         if idempotency_keys is None:
             idempotency_keys = [None] * len(entries)
@@ -267,7 +365,8 @@ class StoredTree(BaseMerkleTree):
             )
 
         head = self._head
-        frontier = dict(self._frontier)
+        old_frontier = self._frontier
+        frontier = dict(old_frontier)
         size = head.size
         leaf_rows = []
         node_rows = []
@@ -286,17 +385,59 @@ class StoredTree(BaseMerkleTree):
             size += 1
 
         new_head = Head(origin=head.origin, size=size, root=self._fold(frontier))
-        self.store.append(head, new_head, leaf_rows, node_rows, checkpoint_rows)
+        return AppendPlan(head, new_head, leaf_rows, node_rows, frontier, old_frontier)
 
+    def apply(self, plan: AppendPlan) -> None:
+        """Move the in-memory state to ``plan.new_head`` after its rows committed."""
         with self.lock:
-            self._head = new_head
-            self._frontier = frontier
-            for row in leaf_rows:
+            if plan.head != self._head:
+                raise StorageError(
+                    f"log {plan.head.origin!r}: an append planned at size "
+                    f"{plan.head.size} was committed, but the tree is now at size "
+                    f"{self._head.size}; appends to one tree must be serialized"
+                )
+            self._head = plan.new_head
+            self._frontier = plan.frontier
+            for row in plan.leaf_rows:
                 self._remember((0, row.index), row.leaf_hash)
-            for level, index, digest in node_rows:
+            for level, index, digest in plan.node_rows:
                 self._remember((level, index), digest)
-        logger.debug("appended leaves [%d, %d)", head.size, new_head.size)
-        return new_head
+        logger.debug("appended leaves [%d, %d)", plan.head.size, plan.new_head.size)
+
+    def catch_up(self, head: Head, read_hashes: HashReader) -> None:
+        """Move to a larger stored ``head`` that another writer committed.
+
+        Reads the new frontier with ``read_hashes`` (one query for at most
+        64 hashes) and checks that it folds to ``head.root``. Raises
+        ``StorageError`` if ``head`` is smaller than the current head, or of
+        the same size with another root: a log never shrinks or forks.
+        """
+        current = self._head
+        if head.origin != current.origin or head.size < current.size:
+            raise StorageError(
+                f"log {current.origin!r}: the stored head is {head.origin!r} at "
+                f"size {head.size}, but this process already saw size "
+                f"{current.size}; the database was rolled back or replaced, so "
+                "stop writing and compare it with the latest published checkpoint"
+            )
+        if head.size == current.size:
+            if hmac.compare_digest(head.root, current.root):
+                return
+            raise StorageError(
+                f"log {current.origin!r}: the stored root of size {head.size} is "
+                f"{head.root.hex()}, but this process saw {current.root.hex()}; "
+                "the log forked, so stop writing and inspect the database"
+            )
+        frontier = self._load_frontier(head, read_hashes)
+        with self.lock:
+            self._head = head
+            self._frontier = frontier
+        logger.debug(
+            "caught up with log %s from size %d to %d",
+            head.origin,
+            current.size,
+            head.size,
+        )
 
     # -- helpers --------------------------------------------------------------
 
@@ -317,21 +458,26 @@ class StoredTree(BaseMerkleTree):
         start = (self._head.size >> (level + 1)) << (level + 1)
         return digest if index == start >> level else None
 
-    def _load_frontier(self, size: int) -> dict[int, bytes]:
-        keys = {}
-        offset = 0
-        for level in reversed(range(size.bit_length())):
-            if size >> level & 1:
-                keys[level] = (level, offset >> level)
-                offset += 1 << level
-        found = self.store.read_hashes(keys.values())
+    def _load_frontier(self, head: Head, read_hashes: HashReader) -> dict[int, bytes]:
+        """Read the frontier of ``head`` and check that it folds to its root."""
+        size = head.size
+        keys = _frontier_keys(size)
+        found = read_hashes(list(keys.values())) if keys else {}
         missing = [key for key in keys.values() if key not in found]
         if missing:
             raise StorageError(
                 f"subtree hashes {missing} of the tree of size {size} are missing "
                 "from the database; the database is damaged"
             )
-        return {level: found[key] for level, key in keys.items()}
+        frontier = {level: found[key] for level, key in keys.items()}
+        root = self._fold(frontier)
+        if not hmac.compare_digest(root, head.root):
+            raise StorageError(
+                f"log {head.origin!r}: the stored subtrees of size {size} give "
+                f"root {root.hex()}, but the head row says {head.root.hex()}; the "
+                "database is damaged"
+            )
+        return frontier
 
     def _fold(self, frontier: dict[int, bytes]) -> bytes:
         """Combine frontier subtrees from right (smallest) to left into the root."""
@@ -340,22 +486,16 @@ class StoredTree(BaseMerkleTree):
         return self.hash_fold([frontier[level] for level in sorted(frontier)])
 
 
-def _audit_path_ranges(index: int, size: int) -> list[tuple[int, int]]:
-    """Return the leaf ranges whose hashes form the audit path (RFC 9162 2.1.3.1).
+def _frontier_keys(size: int) -> dict[int, tuple[int, int]]:
+    """Map each level of the frontier of ``size`` to its ``(level, node_index)``.
 
-    Walks down from the root: at each split ``k`` (the largest power of two
-    below the width) the sibling is the half that does not hold ``index``.
-    Used to prefetch the hashes pymerkle will request.
+    The frontier subtrees are the perfect subtrees that make up the tree of
+    ``size`` leaves, one per set bit of ``size``, largest first.
     """
-    ranges = []
-    start, stop = 0, size
-    while stop - start > 1:
-        k = 1 << ((stop - start - 1).bit_length() - 1)
-        if index < start + k:
-            ranges.append((start + k, stop))
-            stop = start + k
-        else:
-            ranges.append((start, start + k))
-            start += k
-    ranges.append((index, index + 1))
-    return ranges
+    keys = {}
+    offset = 0
+    for level in reversed(range(size.bit_length())):
+        if size >> level & 1:
+            keys[level] = (level, offset >> level)
+            offset += 1 << level
+    return keys

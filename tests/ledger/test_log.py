@@ -1,10 +1,15 @@
-"""Ledger: appends, batches, idempotency, reopening, bad entries, damage."""
+"""Ledger: appends, batches, idempotency, reopening, bad entries, damage.
+
+Every test that takes ``open_log`` or ``db_url`` runs on SQLite and on
+PostgreSQL (see conftest.py).
+"""
 
 import json
-import sqlite3
+import os
 import threading
 
 import pytest
+from sqlalchemy import inspect
 
 from ledger import (
     InvalidEntry,
@@ -15,14 +20,22 @@ from ledger import (
     key_record,
 )
 
-from .conftest import FIXED_NOW, ORIGIN, record
+from .conftest import FIXED_NOW, ORIGIN, engine_for, record, run_sql
 from .notes import check_receipt, open_checkpoint
 from .rfc9162 import ReferenceTree
 
 
-def _leaf_count(path):
-    with sqlite3.connect(path) as connection:
-        return connection.execute("SELECT count(*) FROM leaves").fetchone()[0]
+def _leaf_count(url):
+    return run_sql(url, "SELECT count(*) FROM leaves")[0][0]
+
+
+def _table_names(url):
+    engine = engine_for(url)
+    try:
+        with engine.connect() as connection:
+            return set(inspect(connection).get_table_names())
+    finally:
+        engine.dispose()
 
 
 # -- a new log ----------------------------------------------------------------
@@ -70,29 +83,39 @@ def test_first_checkpoint_signed(open_log, signer):
     assert root == ledger.root()
 
 
-def test_signer_name_must_be_origin(db_path):
+def test_signer_name_must_be_origin(db_url):
     stranger = Signer.from_seed("someone.else/log", bytes(32))
     with pytest.raises(InvalidRequest, match="the log's key name must be its origin"):
-        Ledger.open(db_path, stranger, origin=ORIGIN)
+        Ledger.open(db_url, stranger, origin=ORIGIN)
 
 
-def test_create_needs_signer(db_path):
+def test_signer_listed_twice_rejected(db_url, signer):
+    with pytest.raises(
+        InvalidRequest, match=r"signer key .*\+92da37aa\+.* is listed twice"
+    ):
+        Ledger.open(db_url, [signer, signer])
+
+
+def test_create_needs_signer(db_url):
     with pytest.raises(
         InvalidRequest, match="creating a log needs at least one signer"
     ):
-        Ledger.open(db_path, None, origin=ORIGIN)
+        Ledger.open(db_url, None, origin=ORIGIN)
 
 
-def test_open_without_create_rejects_missing_log(db_path, signer):
+def test_open_without_create_rejects_missing_log(db_url, signer):
     with pytest.raises(InvalidRequest, match="contains no log; create it first"):
-        Ledger.open(db_path, signer, create=False)
+        Ledger.open(db_url, signer, create=False)
 
 
-def test_exists(db_path, open_log):
-    assert not Ledger.exists(db_path)
-    assert not db_path.exists()
+def test_exists(db_url, open_log):
+    assert not Ledger.exists(db_url)
+    if "://" in db_url:
+        assert _table_names(db_url) == set()
+    else:
+        assert not os.path.exists(db_url)
     open_log()
-    assert Ledger.exists(db_path)
+    assert Ledger.exists(db_url)
 
 
 # -- appending ----------------------------------------------------------------
@@ -116,8 +139,12 @@ def test_batch_signs_one_checkpoint(open_log, signer, statements):
     recorded = statements.stop()
     assert [r.index for r in receipts] == list(range(1, 11))
     assert {r.checkpoint for r in receipts} == {ledger.latest_checkpoint()}
-    write_transactions = [s for s, _ in recorded if s == "BEGIN IMMEDIATE"]
-    assert len(write_transactions) == 1
+    # SQLite takes the head lock with BEGIN IMMEDIATE, PostgreSQL with
+    # SELECT ... FOR UPDATE.
+    head_locks = [
+        s for s, _ in recorded if s == "BEGIN IMMEDIATE" or "FOR UPDATE" in s
+    ]
+    assert len(head_locks) == 1
     for receipt in receipts:
         index, _, size = check_receipt(receipt.text, signer.verifier_key, ORIGIN)
         assert (index, size) == (receipt.index, 11)
@@ -142,17 +169,15 @@ def test_empty_batch_stores_nothing(open_log):
     assert ledger.latest_checkpoint() == checkpoint
 
 
-def test_checkpoint_stored_by_next_write(open_log, db_path):
+def test_checkpoint_stored_by_next_write(open_log, db_url):
     ledger = open_log()
     ledger.append(record(1))
     note = ledger.latest_checkpoint()
     assert ledger.checkpoint_at(2) == note
+    assert run_sql(db_url, "SELECT note FROM checkpoints WHERE size = 2") == []
     ledger.append(record(2))
-    with sqlite3.connect(db_path) as connection:
-        stored = connection.execute(
-            "SELECT note FROM checkpoints WHERE size = 2"
-        ).fetchone()
-    assert stored == (note,)
+    stored = run_sql(db_url, "SELECT note FROM checkpoints WHERE size = 2")
+    assert [tuple(row) for row in stored] == [(note,)]
 
 
 def test_checkpoint_at_unknown_size(open_log):
@@ -206,7 +231,7 @@ BAD_ENTRIES = {
 
 
 @pytest.mark.parametrize("name", sorted(BAD_ENTRIES))
-def test_bad_entry_rejected(open_log, db_path, name):
+def test_bad_entry_rejected(open_log, db_url, name):
     entry, message = BAD_ENTRIES[name]
     ledger = open_log()
     root = ledger.root()
@@ -214,7 +239,7 @@ def test_bad_entry_rejected(open_log, db_path, name):
         ledger.append(entry)
     assert ledger.size == 1
     assert ledger.root() == root
-    assert _leaf_count(db_path) == 1
+    assert _leaf_count(db_url) == 1
 
 
 def test_entry_must_be_bytes(open_log):
@@ -232,12 +257,55 @@ def test_entry_too_large(open_log):
         ledger.append(entry)
 
 
-def test_one_bad_entry_rejects_whole_batch(open_log, db_path):
+def test_one_bad_entry_rejects_whole_batch(open_log, db_url):
     ledger = open_log()
     with pytest.raises(InvalidEntry, match="duplicate member name"):
         ledger.append_batch([(record(1), None), (b'{"a":1,"a":2}', None)])
     assert ledger.size == 1
-    assert _leaf_count(db_path) == 1
+    assert _leaf_count(db_url) == 1
+
+
+def test_key_record_append_rejected(open_log, db_url, other_signer):
+    ledger = open_log()
+    with pytest.raises(
+        InvalidRequest,
+        match=r"entry is a key record; only Ledger.add_key and Ledger.retire_key",
+    ):
+        ledger.append(key_record(other_signer, FIXED_NOW))
+    assert ledger.size == 1
+    assert _leaf_count(db_url) == 1
+
+
+def test_append_each_rejects_items_alone(open_log, signer):
+    ledger = open_log()
+    ledger.append(record(1), key="k")
+    outcomes = ledger.append_each(
+        [
+            (record(2), None),
+            (b'{"a":1,"a":2}', None),
+            (record(3), "k"),
+            "not a pair",
+            (record(1), "k"),
+            (record(4), ""),
+            (record(5), None),
+        ]
+    )
+    indexes = [getattr(outcome, "index", None) for outcome in outcomes]
+    assert indexes == [2, None, None, None, 1, None, 3]
+    assert isinstance(outcomes[1], InvalidEntry)
+    assert "duplicate member name 'a'" in str(outcomes[1])
+    assert isinstance(outcomes[2], InvalidRequest)
+    assert "idempotency key 'k' was first used for a different entry" in str(
+        outcomes[2]
+    )
+    assert "batch item 3 must be an (entry, idempotency key) pair, got str" in str(
+        outcomes[3]
+    )
+    assert "idempotency key must be None or a non-empty string" in str(outcomes[5])
+    assert ledger.size == 4
+    for outcome in (outcomes[0], outcomes[4], outcomes[6]):
+        index, _, size = check_receipt(outcome.text, signer.verifier_key, ORIGIN)
+        assert (index, size) == (outcome.index, 4)
 
 
 # -- idempotency --------------------------------------------------------------
@@ -353,41 +421,42 @@ def test_reopen_reads_are_bounded(tmp_path, signer, statements):
     assert counts[50] == counts[3000]
 
 
-def test_reopen_resigns_lost_checkpoint(open_log, db_path):
+def test_reopen_resigns_lost_checkpoint(open_log, db_url):
     ledger = open_log()
     ledger.append(record(1))
     note = ledger.latest_checkpoint()
     ledger.close()
-    with sqlite3.connect(db_path) as connection:
-        connection.execute("DELETE FROM checkpoints WHERE size = 2")
+    run_sql(db_url, "DELETE FROM checkpoints WHERE size = 2")
     reopened = open_log()
     # Ed25519 is deterministic and the root comes from the stored tree.
     assert reopened.latest_checkpoint() == note
 
 
-def test_reopen_with_other_origin_rejected(open_log, db_path, signer):
+def test_reopen_with_other_origin_rejected(open_log, db_url, signer):
     open_log().close()
     with pytest.raises(
         InvalidRequest,
         match="contains the log 'agentgate.test/log', not 'other.test/log'",
     ):
-        Ledger.open(db_path, None, origin="other.test/log")
+        Ledger.open(db_url, None, origin="other.test/log")
 
 
-def test_reopen_with_foreign_key_rejected(open_log, db_path, other_signer):
+def test_reopen_with_foreign_key_rejected(open_log, db_url, other_signer):
     open_log().close()
     with pytest.raises(
-        InvalidRequest, match="is not a key of log 'agentgate.test/log'"
+        InvalidRequest,
+        match="is not a key of log 'agentgate.test/log' .*introduce this key with "
+        "agentgate log add-key",
     ):
-        Ledger.open(db_path, other_signer)
+        Ledger.open(db_url, other_signer)
 
 
-def test_read_only_open(open_log, db_path):
+def test_read_only_open(open_log, db_url):
     writer = open_log()
     writer.append(record(1))
     note = writer.latest_checkpoint()
     writer.close()
-    with Ledger.open(db_path) as reader:
+    with Ledger.open(db_url) as reader:
         assert reader.latest_checkpoint() == note
         assert reader.size == 2
         with pytest.raises(
@@ -406,44 +475,40 @@ def test_closed_log_rejects_append(open_log):
 # -- damage and a second writer -----------------------------------------------
 
 
-def test_damaged_head_root_detected(open_log, db_path):
+def test_damaged_head_root_detected(open_log, db_url):
     ledger = open_log()
     ledger.append_batch([(record(i), None) for i in range(6)])
     ledger.close()
-    with sqlite3.connect(db_path) as connection:
-        connection.execute("UPDATE log_head SET root = ?", (bytes(32),))
+    run_sql(db_url, "UPDATE log_head SET root = :root", root=bytes(32))
     with pytest.raises(
         StorageError, match="the head row says 0000.*the database is damaged"
     ):
-        Ledger.open(db_path)
+        Ledger.open(db_url)
 
 
-def test_missing_subtree_detected(open_log, db_path):
+def test_missing_subtree_detected(open_log, db_url):
     ledger = open_log()
     ledger.append_batch([(record(i), None) for i in range(7)])
     ledger.close()
-    with sqlite3.connect(db_path) as connection:
-        connection.execute("DELETE FROM nodes WHERE level = 3")
+    run_sql(db_url, "DELETE FROM nodes WHERE level = 3")
     with pytest.raises(
         StorageError,
         match=r"subtree hashes \[\(3, 0\)\] of the tree of size 8 are missing",
     ):
-        Ledger.open(db_path)
+        Ledger.open(db_url)
 
 
-def test_second_writer_detected(open_log, db_path, signer):
+def test_second_writer_catches_up(open_log, signer):
     first = open_log()
-    second = Ledger.open(db_path, signer)
-    try:
-        first.append(record(1))
-        with pytest.raises(
-            StorageError, match="expected size 1, found size 2; another process"
-        ):
-            second.append(record(2))
-        assert second.size == 1
-    finally:
-        second.close()
-    assert first.append(record(3)).index == 2
+    second = open_log()
+    first.append(record(1))
+    assert second.size == 1
+    receipt = second.append(record(2))
+    assert receipt.index == 2
+    assert first.append(record(3)).index == 3
+    assert second.refresh()
+    assert first.root() == second.root()
+    assert check_receipt(receipt.text, signer.verifier_key, ORIGIN)[2] == 3
 
 
 def test_concurrent_appends(open_log, signer):

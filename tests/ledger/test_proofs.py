@@ -1,4 +1,7 @@
-"""Roots, inclusion proofs and consistency proofs against the RFC 9162 reference."""
+"""Roots, inclusion proofs and consistency proofs against the RFC 9162 reference.
+
+The logs here live on SQLite and on PostgreSQL (see conftest.py).
+"""
 
 import random
 
@@ -15,7 +18,7 @@ from .rfc9162 import ReferenceTree
 EXHAUSTIVE_SIZE = 200
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def full_log(tmp_path_factory, request):
     """A ledger of EXHAUSTIVE_SIZE entries, appended in batches of varied size."""
     from ledger import Signer
@@ -23,8 +26,13 @@ def full_log(tmp_path_factory, request):
     from .conftest import ORIGIN, TEST_SEED
 
     signer = Signer.from_seed(ORIGIN, TEST_SEED)
-    path = tmp_path_factory.mktemp("exhaustive") / "log.db"
-    ledger = Ledger.open(path, signer, now=FIXED_NOW)
+    schema = None
+    if request.param == "sqlite":
+        url = str(tmp_path_factory.mktemp("exhaustive") / "log.db")
+    else:
+        server = request.getfixturevalue("postgres_server")
+        schema, url = server.create_schema()
+    ledger = Ledger.open(url, signer, now=FIXED_NOW)
     number = 0
     batch_sizes = [1, 2, 3, 5, 8, 13, 1, 1, 4, 16, 7]
     while ledger.size < EXHAUSTIVE_SIZE:
@@ -35,6 +43,8 @@ def full_log(tmp_path_factory, request):
     reference = ReferenceTree(ledger.entries(0, ledger.size))
     yield ledger, reference
     ledger.close()
+    if schema is not None:
+        server.drop_schema(schema)
 
 
 def test_roots_every_size(full_log):
@@ -61,12 +71,11 @@ def test_consistency_every_pair(full_log):
             ), f"sizes {first} -> {second}"
 
 
-def test_proofs_read_from_store_with_small_cache(tmp_path, signer, statements):
+def test_proofs_read_from_store_with_small_cache(db_url, signer, statements):
     """With room for about 50 hashes, most proofs read the database."""
-    path = tmp_path / "log.db"
-    with Ledger.open(path, signer, now=FIXED_NOW) as ledger:
+    with Ledger.open(db_url, signer, now=FIXED_NOW) as ledger:
         ledger.append_batch([(record(i), None) for i in range(69)])
-    with Ledger.open(path, signer, cache_bytes=16 * 1024) as ledger:
+    with Ledger.open(db_url, signer, cache_bytes=16 * 1024) as ledger:
         reference = ReferenceTree(ledger.entries(0, ledger.size))
         statements.start()
         for second in range(1, ledger.size + 1):
@@ -81,8 +90,8 @@ def test_proofs_read_from_store_with_small_cache(tmp_path, signer, statements):
         assert len(statements.selects()) > 1000
 
 
-def test_random_pairs_in_large_tree(tmp_path):
-    store = Store.open(tmp_path / "large.db")
+def test_random_pairs_in_large_tree(db_url):
+    store = Store.open(db_url)
     tree = StoredTree(store, store.create_head("large", EMPTY_ROOT))
     leaves = [i.to_bytes(4, "big") for i in range(5000)]
     for start in range(0, len(leaves), 1000):

@@ -1,4 +1,4 @@
-"""Store: durable SQLite settings, a portable schema, the head row."""
+"""Store: durable SQLite settings, a portable schema, the head row, write errors."""
 
 import sqlite3
 
@@ -7,8 +7,10 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ledger import StorageError
-from ledger.storage import Head, LeafRow, Store, metadata
+from ledger.storage import Head, LeafRow, Store, _database_url, metadata
 from ledger.tree import EMPTY_ROOT
+
+from .conftest import run_sql
 
 
 @pytest.fixture
@@ -48,17 +50,52 @@ def test_tables(tmp_path, store):
                 "SELECT name FROM sqlite_master WHERE type = 'table'"
             )
         }
-    assert {"log_head", "leaves", "nodes", "checkpoints"} <= names
+    assert names == {
+        "log_head",
+        "leaves",
+        "nodes",
+        "checkpoints",
+        "log_keys",
+        "agentgate_schema_version",
+    }
 
 
 def test_head_created_once(store):
     assert store.read_head() is None
     head = store.create_head("one.test/log", EMPTY_ROOT)
     assert store.read_head() == head == Head("one.test/log", 0, EMPTY_ROOT)
+    assert store.read_head("one.test/log") == head
+    assert store.read_head("two.test/log") is None
     with pytest.raises(
         StorageError, match="database already contains the log 'one.test/log'"
     ):
         store.create_head("two.test/log", EMPTY_ROOT)
+
+
+def test_create_head_again_returns_stored_head(store):
+    first = store.create_head("one.test/log", EMPTY_ROOT)
+    assert store.create_head("one.test/log", EMPTY_ROOT) == first
+
+
+def test_contains_log_creates_nothing(tmp_path):
+    path = tmp_path / "empty.db"
+    sqlite3.connect(path).close()
+    store = Store.open(path, prepare_schema=False)
+    try:
+        assert not store.contains_log()
+    finally:
+        store.close()
+    with sqlite3.connect(path) as connection:
+        count = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    assert count == (0,)
+
+
+def test_postgresql_url_gets_psycopg():
+    url = _database_url("postgresql://u@127.0.0.1:5432/test")
+    assert url.drivername == "postgresql+psycopg"
+    assert _database_url("postgresql+psycopg2://h/d").drivername == (
+        "postgresql+psycopg2"
+    )
 
 
 def test_append_checks_head(store):
@@ -69,6 +106,24 @@ def test_append_checks_head(store):
             stale, Head(head.origin, 6, EMPTY_ROOT), [LeafRow(5, bytes(32), b"{}")], []
         )
     assert store.read_leaf_hashes(0, 0) == []
+
+
+def test_duplicate_leaf_index_rejected(tmp_path, store):
+    """A writer that skips the head lock cannot store a leaf index twice."""
+    head = store.create_head("one.test/log", EMPTY_ROOT)
+    run_sql(
+        tmp_path / "store.db",
+        "INSERT INTO leaves (leaf_index, leaf_hash, entry) VALUES (0, :h, :e)",
+        h=bytes(32),
+        e=b"{}",
+    )
+    with pytest.raises(
+        StorageError, match="database rejected a duplicate leaf index"
+    ):
+        store.append(
+            head, Head(head.origin, 1, EMPTY_ROOT), [LeafRow(0, bytes(32), b"{}")], []
+        )
+    assert store.read_head() == head
 
 
 def test_read_hashes_missing_keys_absent(store):

@@ -147,3 +147,43 @@ def test_key_count_mismatch_rejected(store):
     tree = StoredTree.open(store)
     with pytest.raises(InvalidRequest, match="got 2 entries but 1 idempotency keys"):
         tree.append([b"a", b"b"], ["k"])
+
+
+def test_catch_up_loads_new_frontier(store):
+    writer = StoredTree.open(store)
+    reader = StoredTree.open(store)
+    writer.append(_leaves(13))
+    reader.catch_up(store.read_head(), store.read_hashes)
+    reference = ReferenceTree(_leaves(13))
+    assert reader.head == writer.head
+    assert reader.root() == reference.root(13)
+    assert reader.inclusion_path(12, 13) == reference.path(12, 13)
+    reader.append(_leaves(3))
+    assert writer.head.size == 13
+
+
+def test_catch_up_rejects_smaller_head(store):
+    tree = StoredTree.open(store)
+    earlier = tree.head
+    tree.append(_leaves(4))
+    with pytest.raises(
+        StorageError, match=r"at size 0, but this process already saw size 4"
+    ):
+        tree.catch_up(earlier, store.read_hashes)
+
+
+def test_stale_writer_cannot_append(store):
+    writer = StoredTree.open(store)
+    stale = StoredTree.open(store)
+    writer.append(_leaves(2))
+    with pytest.raises(
+        StorageError, match="changed under this writer: expected size 0, found size 2"
+    ):
+        stale.append(_leaves(1))
+    assert stale.head.size == 0
+    plan = stale.plan_append(_leaves(1))
+    stale.catch_up(store.read_head(), store.read_hashes)
+    with pytest.raises(
+        StorageError, match="an append planned at size 0 was committed, but the tree"
+    ):
+        stale.apply(plan)
