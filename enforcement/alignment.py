@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 from enforcement.profiles import HIGH_RISK_LABELS, ToolProfile, split_words
@@ -115,10 +116,22 @@ _NO_SHARED_WORD = 0.85
 _STOP_WORDS = {"get", "set", "the", "a", "an", "to", "of", "for", "by", "and", "my"}
 
 
-def _purpose_words(purpose: Purpose) -> set[str]:
-    words = set(re.findall(r"[a-z0-9][a-z0-9-]*", purpose.text.casefold()))
+def _purpose_words(purpose: Purpose) -> frozenset[str]:
+    return _text_words(purpose.text)
+
+
+@lru_cache(maxsize=1024)
+def _text_words(text: str) -> frozenset[str]:
+    """Return the words of a purpose text and their stems without a final s."""
+    words = set(re.findall(r"[a-z0-9][a-z0-9-]*", text.casefold()))
     stems = {w[:-1] for w in words if w.endswith("s") and len(w) > 3}
-    return words | stems
+    return frozenset(words | stems)
+
+
+@lru_cache(maxsize=4096)
+def _tool_words(name: str) -> frozenset[str]:
+    """Return the words of a tool name that can relate it to a purpose."""
+    return frozenset(split_words(name)) - _STOP_WORDS
 
 
 class DefaultScorer:
@@ -177,8 +190,7 @@ class DefaultScorer:
     def _relevance_factor(self, context: ScoringContext, reasons: list[str]) -> float:
         if not context.profile.high_risk:
             return 1.0
-        tool_words = set(split_words(context.profile.name)) - _STOP_WORDS
-        if tool_words & _purpose_words(context.purpose):
+        if _tool_words(context.profile.name) & _purpose_words(context.purpose):
             return 1.0
         reasons.append(
             f"the purpose shares no word with the tool name {context.profile.name}"

@@ -14,6 +14,10 @@ _SUBCOMMANDS = {
     "log": "ledger.cli:log",
     "verify": "verifier.cli:verify",
     "demo": "enforcement.evaluation.cli:demo",
+    "eval": "enforcement.evaluation.eval_cli:evaluate",
+    "approvals": "enforcement.commands:approvals",
+    "disclose": "enforcement.commands:disclose",
+    "serve": "ledger.cli:serve",
 }
 
 

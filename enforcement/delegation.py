@@ -3,14 +3,16 @@
 A chain runs from a trust anchor (a principal configured in the gate) to the
 agent making the call. Every link is checked: its signature, its issuer equal
 to the parent's subject, its parent hash, nested validity windows, the depth
-its ancestors allow, and a scope within its parent's. The format is in
-``specs/delegation.md``.
+its ancestors allow, and a scope within its parent's. On every call no link
+may be revoked (``enforcement.revocation``) and the time must lie in every
+window. The format is in ``specs/delegation.md``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import hashlib
 import logging
 import secrets
@@ -18,11 +20,13 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from enforcement import jcs
 from enforcement.errors import ConfigError, DelegationError, InvalidRequest
 from enforcement.identity import Identity, PublicIdentity, parse_verifier_key
+from enforcement.revocation import RevocationSet
 from enforcement.scope import Scope
 from enforcement.timeutil import format_seconds, parse_time
 
@@ -39,13 +43,22 @@ _FIELDS = {
 
 @dataclass(frozen=True)
 class Certificate:
-    """A signed delegation certificate, kept in its JSON form."""
+    """A signed delegation certificate, kept in its JSON form.
+
+    The body is a private deep copy of the one passed in, so that a caller
+    changing its own dict later cannot change a certificate whose hash is
+    already cached. Treat ``body`` as read-only.
+    """
 
     body: Mapping[str, Any]
     signature: bytes
 
-    @property
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "body", copy.deepcopy(self.body))
+
+    @cached_property
     def hash(self) -> str:
+        """SHA-256 of the JCS of the signed object, lowercase hex (cached)."""
         return hashlib.sha256(jcs.canonical(self.to_json())).hexdigest()
 
     @property
@@ -195,6 +208,13 @@ class VerifiedChain:
     scope: Scope
     not_before: datetime
     not_after: datetime
+    issuers: tuple[str, ...] = ()
+
+    @cached_property
+    def scope_json(self) -> dict[str, Any]:
+        """The effective scope in its JSON form, computed once; treat it as
+        read-only, because every decision under this chain shares it."""
+        return self.scope.to_json()
 
     def check_time(self, now: datetime) -> None:
         if not self.not_before <= now < self.not_after:
@@ -227,21 +247,39 @@ def _chain_hashes(chain: Sequence[Certificate]) -> tuple[str, ...]:
 class ChainVerifier:
     """Verifies delegation chains against trust anchors, caching by chain hash.
 
-    The cache holds only what does not depend on time (signatures, links,
-    scopes). Validity windows are checked again on every call.
+    The cache holds only what does not depend on time or on revocations
+    (signatures, links, scopes). Validity windows and the revocation set are
+    checked again on every call. The verifier also remembers, for each
+    certificate it verified, the issuers from the root down to it, so that a
+    revocation can be checked against them.
     """
 
-    def __init__(self, trust_anchors: Iterable[str], cache_size: int = 1024) -> None:
+    def __init__(self, trust_anchors: Iterable[str], cache_size: int = 1024,
+                 revocations: RevocationSet | None = None) -> None:
         self.trust_anchors = frozenset(parse_verifier_key(k).verifier_key
                                        for k in trust_anchors)
         if not self.trust_anchors:
             raise ConfigError("at least one trust anchor (a principal key) is needed")
+        self.revocations = revocations if revocations is not None else RevocationSet()
         self._cache: dict[tuple[str, ...], VerifiedChain] = {}
         self._cache_size = cache_size
+        self._lineages: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
     def verify(self, chain: Sequence[Certificate], now: datetime) -> VerifiedChain:
-        """Return the verified chain, or raise ``DelegationError``."""
+        """Return the verified chain, or raise ``DelegationError``.
+
+        On top of ``verify_links``, no link may be revoked and ``now`` must lie
+        in the chain's validity window.
+        """
+        verified = self.verify_links(chain)
+        self.revocations.check_chain(verified.hashes, verified.issuers,
+                                     self.trust_anchors)
+        verified.check_time(now)
+        return verified
+
+    def verify_links(self, chain: Sequence[Certificate]) -> VerifiedChain:
+        """Check everything that does not change with time, using the cache."""
         hashes = _chain_hashes(chain)
         with self._lock:
             verified = self._cache.get(hashes)
@@ -251,8 +289,47 @@ class ChainVerifier:
                 if len(self._cache) >= self._cache_size:
                     self._cache.pop(next(iter(self._cache)))
                 self._cache[hashes] = verified
-        verified.check_time(now)
+                for position, certificate_hash in enumerate(hashes):
+                    self._lineages.pop(certificate_hash, None)
+                    self._lineages[certificate_hash] = verified.issuers[:position + 1]
+                while len(self._lineages) > self._cache_size * MAX_CHAIN_LENGTH:
+                    self._lineages.pop(next(iter(self._lineages)))
         return verified
+
+    def check_revoker(self, certificate_hash: str, revoker: str,
+                      chain: Sequence[Certificate] | None = None) -> None:
+        """Raise ``DelegationError`` unless ``revoker`` may revoke the certificate.
+
+        A trust anchor may revoke any certificate. Anyone else must be the
+        certificate's issuer or an issuer above it in its chain, which this
+        verifier knows from a chain it verified or from ``chain``.
+        """
+        revoker = parse_verifier_key(revoker).verifier_key
+        if revoker in self.trust_anchors:
+            return
+        if chain is not None:
+            verified = self.verify_links(chain)
+            if certificate_hash not in verified.hashes:
+                raise DelegationError(
+                    f"certificate {certificate_hash} is not in the chain given "
+                    "with its revocation",
+                    rule="revocation.unknown",
+                )
+        with self._lock:
+            lineage = self._lineages.get(certificate_hash)
+        if lineage is None:
+            raise DelegationError(
+                f"certificate {certificate_hash} is unknown to this gate; pass the "
+                "chain that contains it, or revoke it with a trust anchor",
+                rule="revocation.unknown",
+            )
+        if revoker not in lineage:
+            raise DelegationError(
+                f"{parse_verifier_key(revoker).key_id} may not revoke certificate "
+                f"{certificate_hash}: only its issuer, an issuer above it in its "
+                "chain, or a trust anchor may",
+                rule="revocation.authority",
+            )
 
     def _verify_uncached(
         self, chain: Sequence[Certificate], hashes: tuple[str, ...]
@@ -281,7 +358,7 @@ class ChainVerifier:
         if root.body["parent"] is not None:
             raise DelegationError("the root certificate must have parent null",
                                   rule="chain.link")
-        scope = Scope.parse(root.body["scope"])
+        scope = Scope.parse(root.body["scope"]).bind_budgets(hashes[0])
         start = parse_time(root.body["not_before"], "not_before")
         end = parse_time(root.body["not_after"], "not_after")
         subjects_seen = {root.issuer}
@@ -337,7 +414,8 @@ class ChainVerifier:
                 )
             start, end = child_start, child_end
             # 7. scope only narrows; missing constraints are inherited
-            scope = scope.attenuate(Scope.parse(certificate.body["scope"]))
+            scope = scope.attenuate(
+                Scope.parse(certificate.body["scope"]).bind_budgets(hashes[position]))
         logger.debug("verified delegation chain of %d links", len(chain))
         return VerifiedChain(
             hashes=hashes,
@@ -346,4 +424,5 @@ class ChainVerifier:
             scope=scope,
             not_before=start,
             not_after=end,
+            issuers=tuple(parse_verifier_key(c.issuer).verifier_key for c in chain),
         )

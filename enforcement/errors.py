@@ -39,6 +39,11 @@ class InvalidRequest(GateError):
     """A tool call's input cannot be judged (not JSON, duplicate keys, ...)."""
 
 
+class ApprovalError(GateError):
+    """An approval was rejected: forged, expired, from a key that is not an
+    approver, for another request, or for a request no longer pending."""
+
+
 class DelegationError(GateError):
     """A delegation certificate or chain failed verification.
 
@@ -96,3 +101,19 @@ class Held(Refusal):
     """The call needs a human approval before it may run."""
 
     verdict = "hold"
+
+
+class ApprovalRequired(Held):
+    """The call is held until approvers sign; ``request`` names the request.
+
+    A framework that pauses can resume later by making the same call in the
+    same session, optionally presenting ``request``; it runs once the quorum
+    of approvals is reached.
+    """
+
+    def __init__(self, decision: Decision, request: str) -> None:
+        super().__init__(decision)
+        self.request = request
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "request": self.request}

@@ -38,6 +38,52 @@ def digest(value: Any) -> str:
 
 def check_json_value(value: Any, path: str = "$", depth: int = 0) -> None:
     """Raise ``InvalidRequest`` unless ``value`` is exactly representable as JSON."""
+    if _is_plain_json(value, depth):
+        return
+    _check_value(value, path, depth)
+
+
+def _is_plain_json(value: Any, depth: int) -> bool:
+    """Return True when ``value`` certainly passes ``_check_value``.
+
+    This is the fast path for the common case: only the exact built-in types
+    are accepted, and nothing is formatted. Anything else returns False, and
+    ``_check_value`` decides and names the problem.
+    """
+    if depth > _MAX_DEPTH:
+        return False
+    kind = type(value)
+    if kind is str:
+        return value.isascii() or _encodes(value)
+    if value is None or kind is bool:
+        return True
+    if kind is int:
+        return -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER
+    if kind is float:
+        return math.isfinite(value)
+    if depth >= _MAX_DEPTH:
+        return False
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not (key.isascii() or _encodes(key)):
+                return False
+            if not _is_plain_json(item, depth + 1):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(_is_plain_json(item, depth + 1) for item in value)
+    return False
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_value(value: Any, path: str, depth: int) -> None:
     if depth > _MAX_DEPTH:
         raise InvalidRequest(f"{path}: nested deeper than {_MAX_DEPTH} levels")
     if value is None or isinstance(value, bool):
@@ -64,11 +110,11 @@ def check_json_value(value: Any, path: str = "$", depth: int = 0) -> None:
                     "expected a string"
                 )
             _check_string(key, f"{path} key")
-            check_json_value(item, f"{path}.{key}", depth + 1)
+            _check_value(item, f"{path}.{key}", depth + 1)
         return
     if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
         for position, item in enumerate(value):
-            check_json_value(item, f"{path}[{position}]", depth + 1)
+            _check_value(item, f"{path}[{position}]", depth + 1)
         return
     raise InvalidRequest(
         f"{path}: a {type(value).__name__} is not a JSON value; "

@@ -3,10 +3,18 @@
 A profile carries labels (``read``, ``write``, ``egress``, ``financial``,
 ``destructive``, ``credential``), the data classes the tool reads or writes,
 and a role for each argument (``recipient``, ``url``, ``path``, ``amount``,
-``content``, ``credential``, ``identifier``). Profiles can be derived from a
-function's name, signature and docstring with ``derive_profile`` and then
-overridden in the policy. Derivation uses word lists only; it never looks at
-argument values.
+``content``, ``credential``, ``identifier``, ``command``). Profiles can be
+derived from a function's name, signature and docstring with
+``derive_profile`` and then overridden in the policy. Derivation uses word
+lists only; it never looks at argument values.
+
+An argument with the ``command`` role is a command line that the tool runs,
+in a shell or as a script. The scope constraint for it is ``commands``
+(``enforcement.constraints``). A derived profile of a tool that takes a
+command is labelled ``destructive``, whatever the tool's name, because a
+shell can delete, overwrite or send anything its user can. The gate treats
+such a tool as the most dangerous kind until a profile override in the
+policy sets other labels.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ LABELS = frozenset(
 )
 ROLES = frozenset(
     {"recipient", "url", "path", "amount", "content", "credential", "identifier",
-     "other"}
+     "command", "other"}
 )
 DATA_CLASSES = frozenset(
     {"financial", "messages", "personal", "files", "calendar", "credentials",
@@ -82,6 +90,7 @@ _ROLE_NAMES = {
                 "note", "comment", "title", "summary"},
     "credential": _CREDENTIAL_WORDS | {"new_password", "api_key"},
     "identifier": {"id"},
+    "command": {"command", "cmd", "shell_command", "script"},
 }
 
 
@@ -101,13 +110,22 @@ class ToolProfile:
     roles: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
     trusted_output: bool = False
+    # Results of ``arguments_with_roles`` by role set, because the gate looks
+    # up the same few role sets of a profile on every call.
+    _by_roles: dict[frozenset[str], tuple[str, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def role(self, argument: str) -> str:
         return self.roles.get(argument, "other")
 
     def arguments_with_roles(self, roles: Iterable[str]) -> list[str]:
-        wanted = set(roles)
-        return sorted(a for a, r in self.roles.items() if r in wanted)
+        """Return the sorted names of the arguments whose role is in ``roles``."""
+        wanted = roles if isinstance(roles, frozenset) else frozenset(roles)
+        found = self._by_roles.get(wanted)
+        if found is None:
+            found = tuple(sorted(a for a, r in self.roles.items() if r in wanted))
+            self._by_roles[wanted] = found
+        return list(found)
 
     @property
     def high_risk(self) -> bool:
@@ -135,7 +153,7 @@ def argument_role(argument: str) -> str:
     words = split_words(argument)
     if words and words[-1] == "id":
         return "identifier"
-    for role in ("url", "credential", "amount", "recipient", "path"):
+    for role in ("url", "credential", "amount", "recipient", "path", "command"):
         if any(w in _ROLE_NAMES[role] for w in words):
             return role
     return "other"
@@ -144,7 +162,11 @@ def argument_role(argument: str) -> str:
 def derive_profile(
     name: str, arguments: Iterable[str] = (), description: str = ""
 ) -> ToolProfile:
-    """Derive a profile from a tool's name, argument names and description."""
+    """Derive a profile from a tool's name, argument names and description.
+
+    A tool with an argument in the ``command`` role is labelled
+    ``destructive`` (see the module docstring).
+    """
     words = split_words(name)
     verb = words[0] if words else ""
     word_set = set(words)
@@ -159,7 +181,8 @@ def derive_profile(
         verb not in _READ_VERBS
     ):
         labels.add("egress")
-    if verb in _DESTRUCTIVE_VERBS:
+    # A command line can do anything its user can, deleting included.
+    if verb in _DESTRUCTIVE_VERBS or "command" in roles.values():
         labels.add("destructive")
     acting = bool(labels - {"read"}) or not labels
     if acting and word_set & _FINANCIAL_WORDS:

@@ -25,6 +25,7 @@ import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 SOURCES = ("trusted", "instruction", "structured", "text", "unknown")
@@ -41,6 +42,10 @@ FREE_TEXT_FIELDS = frozenset({
 })
 _STRUCTURED_MAX_LENGTH = 120
 _WHOLE_OUTPUT = "\x00whole output"
+# Joins the free texts of a session, so that one regular-expression search
+# covers all of them. A value that contains it is searched text by text.
+_SEPARATOR = "\x00"
+_TRACED_MAX = 4096
 
 # Cues that text is addressed to the agent as instructions. Each pattern is a
 # category; text with cues from two categories, or one strong cue, counts as
@@ -93,6 +98,7 @@ def normalize(value: Any) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def _bounded_pattern(needle: str) -> re.Pattern[str]:
     # A match must not be part of a longer word or number: "13" is not in
     # "2013" or "13.5", but a sentence may end right after it.
@@ -144,6 +150,13 @@ class Provenance:
     _trusted_numbers: set[str] = field(default_factory=set)
     _structured: dict[str, set[str]] = field(default_factory=dict)
     _texts: list[_Text] = field(default_factory=list)
+    # The folded free texts, joined by _SEPARATOR: those that read as
+    # instructions, and the others.
+    _instruction_texts: str = ""
+    _plain_texts: str = ""
+    # Sources already traced since the last observed output, by normalized
+    # value and whether the value is a number.
+    _traced: dict[tuple[str, bool], str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._trusted_text = "\n".join(
@@ -156,6 +169,7 @@ class Provenance:
 
     def observe(self, tool: str, output: Any, trusted: bool = False) -> None:
         """Record a tool output; ``trusted`` marks a source the policy trusts."""
+        self._traced.clear()
         self._walk(tool, to_plain(output), _WHOLE_OUTPUT, trusted)
 
     def _walk(self, tool: str, value: Any, field_name: str | None,
@@ -182,9 +196,12 @@ class Provenance:
                 self._trusted_text += "\n" + value.casefold()
                 return
             if is_text:
-                self._texts.append(
-                    _Text(tool, value.casefold(), looks_like_instructions(value))
-                )
+                text = _Text(tool, value.casefold(), looks_like_instructions(value))
+                self._texts.append(text)
+                if text.instructions:
+                    self._instruction_texts += _SEPARATOR + text.folded
+                else:
+                    self._plain_texts += _SEPARATOR + text.folded
                 return
         key = normalize(value)
         if key is None:
@@ -210,15 +227,37 @@ class Provenance:
         key = normalize(value)
         if key is None:
             return "trusted"
+        traced = (key, isinstance(value, (int, float)))
+        source = self._traced.get(traced)
+        if source is None:
+            source = self._trace(key, value)
+            if len(self._traced) >= _TRACED_MAX:
+                self._traced.clear()
+            self._traced[traced] = source
+        return source
+
+    def _trace(self, key: str, value: Any) -> str:
+        """Return the source of a scalar value whose normalized form is ``key``."""
         if self._in_trusted(key, value):
             return "trusted"
         pattern = _bounded_pattern(key)
-        in_texts = [t for t in self._texts if pattern.search(t.folded)]
-        if any(t.instructions for t in in_texts):
+        if _SEPARATOR in key:
+            in_texts = [t for t in self._texts if pattern.search(t.folded)]
+            in_instructions = any(t.instructions for t in in_texts)
+            in_plain = bool(in_texts)
+        else:
+            # A match cannot span two joined texts, because the value does
+            # not contain the separator, and the separator is no word
+            # character, so a match at a text's edge is bounded as before.
+            in_instructions = bool(pattern.search(self._instruction_texts))
+            in_plain = None
+        if in_instructions:
             return "instruction"
         if key in self._structured:
             return "structured"
-        if in_texts:
+        if in_plain is None:
+            in_plain = bool(pattern.search(self._plain_texts))
+        if in_plain:
             return "text"
         return "unknown"
 

@@ -1,4 +1,6 @@
-"""The records the gate seals: policy, delegation, decision and outcome.
+"""The records the gate seals: policy, delegation, decision, outcome, and the
+approval requests and approvals of held calls. Revocation records are built
+in ``enforcement.revocation``, which signs them.
 
 Their fields are defined in ``specs/records.md``. Every record is sealed as
 its RFC 8785 bytes; the leaf hash of a sealed record is
@@ -20,9 +22,11 @@ from enforcement.timeutil import format_time
 RECORD_VERSION = 1
 
 
-# One letter per record type; "delegation" and "decision" share a first letter.
+# One letter per record type; where two types share a first letter, one takes
+# another letter of its name.
 _ID_PREFIX = {
     "key": "k", "policy": "p", "delegation": "g", "decision": "d", "outcome": "o",
+    "approval-request": "q", "approval": "a", "revocation": "r",
 }
 
 
@@ -69,6 +73,7 @@ def decision_record(
     policy_hash: str,
     verdict: str,
     reasons: list[Reason],
+    approval: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     record = _header("decision", record_id, now)
     record.update({
@@ -83,6 +88,47 @@ def decision_record(
         "verdict": verdict,
         "reasons": [r.to_json() for r in reasons],
     })
+    if approval is not None:
+        record["approval"] = approval
+    return record
+
+
+def approval_request_record(
+    *,
+    record_id: str,
+    now: datetime,
+    decision_id: str,
+    decision_index: int,
+    tool: str,
+    arguments_commitment: str,
+    agent: str,
+    session: str,
+    rules: list[str],
+    quorum: int,
+    expiry: datetime,
+    policy_hash: str,
+) -> dict[str, Any]:
+    record = _header("approval-request", record_id, now)
+    record.update({
+        "decision": decision_id,
+        "decision_index": decision_index,
+        "tool": tool,
+        "arguments": arguments_commitment,
+        "agent": agent,
+        "session": session,
+        "rules": rules,
+        "quorum": quorum,
+        "expiry": format_time(expiry),
+        "policy": policy_hash,
+    })
+    return record
+
+
+def approval_record(record_id: str, now: datetime,
+                    signed: dict[str, Any]) -> dict[str, Any]:
+    """Wrap a signed approval (``{"approval": ..., "signature": ...}``)."""
+    record = _header("approval", record_id, now)
+    record.update(signed)
     return record
 
 
@@ -128,6 +174,8 @@ class Decision:
     index: int
     leaf_hash: str
     alignment: AlignmentResult
+    # The approval request a hold opened or waits on, when approvals apply.
+    request: str | None = None
 
     @property
     def allowed(self) -> bool:

@@ -2,35 +2,52 @@
 
 Each session keeps its history of executed calls and a rolling state digest:
 ``after = SHA-256(before || JCS(step))``, so the digests sealed in decisions
-chain every step of the session. Agents keep sliding windows for rate limits.
+chain every step of the session. Agents and sessions keep sliding windows for
+rate limits and for the volume of data their calls returned.
+
+The rule kinds are described in ``specs/policy.md``: ordered sequences of
+calls, data flows from tool outputs into arguments, volumes read, rate
+limits, sensitive reads then egress, and amounts. The check of each kind is
+in ``enforcement.rule_checks``.
 
 Evaluation and the update that follows an allow happen under one lock, so N
 concurrent calls against a limit of k allow exactly k. A rule that raises
 denies the call and its id is recorded.
+
+The history is scanned on every call, so what a scan reads is prepared
+once: each step keeps its time in POSIX seconds and a bit mask of the call
+patterns it matches (the steps of sequence rules, and the sensitive reads
+of ``sensitive_read_then_egress`` rules), computed once per tool profile.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import math
 import threading
-from collections import deque
-from collections.abc import Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
+from json.encoder import encode_basestring
 from typing import Any
 
 from enforcement import jcs
+from enforcement.errors import InvalidRequest
 from enforcement.policy import (
     VERDICT_ORDER,
-    AmountThreshold,
-    AmountTotal,
-    RateLimit,
+    DataFlowRule,
     SensitiveThenEgress,
+    SequenceRule,
+    VolumeRule,
 )
 from enforcement.profiles import ToolProfile
+from enforcement.rule_checks import CHECKS, RuleChecks
 from enforcement.timeutil import format_time
+from enforcement.windows import Windows
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +65,25 @@ class CallFacts:
     # True when the tool has arguments that name a destination, whether or
     # not this call passed them (an update that keeps the old recipient).
     names_destinations: bool = True
+    # Traces an argument value to its source (``Provenance.source_of``); data
+    # flow rules read it. Without it every value counts as "unknown".
+    source_of: Callable[[Any], str] | None = None
 
-    @property
+    @cached_property
+    def moment(self) -> float:
+        """``now`` in POSIX seconds."""
+        return self.now.timestamp()
+
+    @cached_property
+    def rate_keys(self) -> dict[str, str]:
+        """The rate-limit window keys of this call, by ``RateLimit.per``."""
+        return {
+            "agent": f"agent:{self.agent}",
+            "session": f"session:{self.session}",
+            "tool": f"tool:{self.agent}:{self.profile.name}",
+        }
+
+    @cached_property
     def amounts(self) -> list[float]:
         """The amount arguments that read as numbers (see ``read_amount``)."""
         values = []
@@ -59,7 +93,7 @@ class CallFacts:
                 values.append(amount)
         return values
 
-    @property
+    @cached_property
     def unreadable_amounts(self) -> list[str]:
         """Amount arguments passed with a value that does not read as a number."""
         return [
@@ -100,6 +134,10 @@ class Step:
     labels: frozenset[str]
     data_classes: frozenset[str]
     amount: float
+    # ``time`` in POSIX seconds.
+    moment: float = 0.0
+    # Bit i is set when the call matches the engine's pattern i.
+    matched: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,6 +154,9 @@ class SessionState:
     session: str
     digest: str = ""
     history: list[Step] = field(default_factory=list)
+    # True while the history's moments never decrease, so that a scan can
+    # start at the first step inside its window (see ``since``).
+    ordered: bool = True
     counters: dict[str, int] = field(default_factory=lambda: {
         "calls": 0, "reads": 0, "sensitive_reads": 0, "egress": 0,
     })
@@ -124,27 +165,29 @@ class SessionState:
         if not self.digest:
             self.digest = jcs.digest({"session": self.session})
 
+    def since(self, moment: float) -> Iterable[Step]:
+        """Return the steps that may lie at or after ``moment``, in order.
 
-class _Windows:
-    """Sliding windows of event times per key."""
-
-    def __init__(self) -> None:
-        self._times: dict[str, deque[float]] = {}
-
-    def count(self, key: str, now: float, window: float) -> int:
-        times = self._times.get(key)
-        if not times:
-            return 0
-        while times and times[0] <= now - window:
-            times.popleft()
-        return len(times)
-
-    def add(self, key: str, now: float) -> None:
-        self._times.setdefault(key, deque()).append(now)
+        While the history is ordered, these are the steps from the first one
+        at or after ``moment``. Otherwise they are the whole history, so the
+        caller must still test each step's moment.
+        """
+        if not self.ordered:
+            return self.history
+        start = bisect_left(self.history, moment, key=_moment_of)
+        return itertools.islice(self.history, start, None)
 
 
-class SequenceEngine:
-    """Evaluates the policy's sequence rules and keeps their state."""
+# Distinct tool profiles whose pattern masks are kept; beyond it the cache
+# starts over (tool names come from agents, so their number is not bounded).
+_MASK_CACHE_SIZE = 4096
+
+
+class SequenceEngine(RuleChecks):
+    """Evaluates the policy's sequence rules and keeps their state.
+
+    The check of each rule kind comes from ``RuleChecks``.
+    """
 
     def __init__(self, rules, sensitive_classes: frozenset[str] = frozenset()) -> None:
         self.rules = list(rules)
@@ -152,18 +195,74 @@ class SequenceEngine:
             *(set(r.data_classes) for r in self.rules
               if isinstance(r, SensitiveThenEgress))
         )
-        self._windows = _Windows()
         self._max_window = max(
             (getattr(r, "window_seconds", 0.0) for r in self.rules), default=0.0
         )
+        self._windows = Windows(self._max_window)
+        # Data classes whose returned volume some rule counts.
+        self._volume_classes = frozenset().union(
+            *(set(r.data_classes) for r in self.rules if isinstance(r, VolumeRule))
+        )
+
+        # The call patterns that history scans test, one bit each: every step
+        # of every sequence rule, and the sensitive reads of each
+        # sensitive_read_then_egress rule. ``_bits`` maps a rule's id to the
+        # bits of its steps, or to its one bit.
+        self._patterns: list[Callable[[str, frozenset, frozenset], bool]] = []
+        self._bits: dict[str, tuple[int, ...]] = {}
+        for rule in self.rules:
+            if isinstance(rule, SequenceRule):
+                self._bits[rule.id] = tuple(self._add_pattern(step.matches)
+                                            for step in rule.steps)
+            elif isinstance(rule, SensitiveThenEgress):
+                self._bits[rule.id] = (self._add_pattern(_sensitive_read(rule)),)
+        self._masks: dict[tuple[str, frozenset, frozenset], int] = {}
+
+        # The list fields that checks test membership in, as frozensets.
+        self._sets: dict[str, dict[str, frozenset[str]]] = {}
+        for rule in self.rules:
+            if isinstance(rule, DataFlowRule):
+                names = ("labels", "roles", "sources")
+            elif isinstance(rule, VolumeRule):
+                names = ("data_classes",)
+            elif isinstance(rule, SensitiveThenEgress):
+                names = ("trusted_sources",)
+            else:
+                continue
+            self._sets[rule.id] = {name: frozenset(getattr(rule, name))
+                                   for name in names}
+
+        self._checks = [(rule, *CHECKS.get(type(rule), ("_unknown_kind", False)))
+                        for rule in self.rules]
         self.lock = threading.RLock()
+
+    def _add_pattern(self, matches: Callable[[str, frozenset, frozenset], bool]
+                     ) -> int:
+        self._patterns.append(matches)
+        return 1 << (len(self._patterns) - 1)
+
+    def _mask(self, profile: ToolProfile) -> int:
+        """Return the bits of the patterns a call of this profile matches."""
+        key = (profile.name, profile.labels, profile.data_classes)
+        mask = self._masks.get(key)
+        if mask is None:
+            mask = 0
+            for position, matches in enumerate(self._patterns):
+                if matches(*key):
+                    mask |= 1 << position
+            if len(self._masks) >= _MASK_CACHE_SIZE:
+                self._masks.clear()
+            self._masks[key] = mask
+        return mask
 
     def evaluate(self, state: SessionState, facts: CallFacts) -> list[Firing]:
         """Return the rules that fire for this call. Call with ``lock`` held."""
         firings = []
-        for rule in self.rules:
+        for rule, name, reads_state in self._checks:
             try:
-                text = self._check(rule, state, facts)
+                check = getattr(self, name)
+                text = (check(rule, state, facts) if reads_state
+                        else check(rule, facts))
             except Exception as err:  # noqa: BLE001 - any rule failure denies
                 logger.error("rule %s raised %r; the call is denied", rule.id, err)
                 firings.append(Firing(
@@ -181,22 +280,21 @@ class SequenceEngine:
         Only allowed calls enter the history and the windows; every decision
         advances the digest. Call with ``lock`` held.
         """
-        step = {
-            "tool": facts.profile.name,
-            "time": format_time(facts.now),
-            "verdict": verdict,
-        }
         state.digest = hashlib.sha256(
-            state.digest.encode() + jcs.canonical(step)
+            state.digest.encode()
+            + step_bytes(facts.profile.name, format_time(facts.now), verdict)
         ).hexdigest()
         if verdict != "allow":
             return state.digest
         amount = sum(facts.amounts) if "financial" in facts.profile.labels else 0.0
+        moment = facts.moment
+        if state.history and moment < state.history[-1].moment:
+            state.ordered = False
         state.history.append(Step(
             facts.now, facts.profile.name, facts.profile.labels,
-            facts.profile.data_classes, amount,
+            facts.profile.data_classes, amount, moment, self._mask(facts.profile),
         ))
-        self._trim(state, facts.now)
+        self._trim(state, moment)
         labels = facts.profile.labels
         state.counters["calls"] += 1
         if "read" in labels:
@@ -205,111 +303,82 @@ class SequenceEngine:
                 state.counters["sensitive_reads"] += 1
         if "egress" in labels:
             state.counters["egress"] += 1
-        moment = facts.now.timestamp()
-        self._windows.add(f"agent:{facts.agent}", moment)
-        self._windows.add(f"session:{facts.session}", moment)
-        self._windows.add(f"tool:{facts.agent}:{facts.profile.name}", moment)
+        for key in facts.rate_keys.values():
+            self._windows.add(key, moment)
         return state.digest
 
-    def _trim(self, state: SessionState, now: datetime) -> None:
+    def counts_volume(self, profile: ToolProfile) -> bool:
+        """Return True when a volume rule counts this tool's results."""
+        return bool(profile.data_classes & self._volume_classes)
+
+    def record_result(self, agent: str, session: str, profile: ToolProfile,
+                      now: datetime, result: Any) -> None:
+        """Count the records and bytes an executed call returned.
+
+        ``result`` is the plain JSON form of the output (``to_plain``), or its
+        ``repr`` when the output is not JSON. A list counts one record per
+        item and anything else one record. Bytes are the length of the
+        result's RFC 8785 form. The call counts under each of its data
+        classes that a volume rule watches.
+        """
+        classes = profile.data_classes & self._volume_classes
+        if not classes:
+            return
+        records = len(result) if isinstance(result, list) else 1
+        try:
+            size = len(jcs.canonical(result))
+        except InvalidRequest:
+            size = len(repr(result).encode("utf-8", "replace"))
+        moment = now.timestamp()
+        with self.lock:
+            for owner in (f"session:{session}", f"agent:{agent}"):
+                for data_class in sorted(classes):
+                    self._windows.add(f"{owner}:records:{data_class}", moment,
+                                      records)
+                    self._windows.add(f"{owner}:bytes:{data_class}", moment, size)
+
+    def _trim(self, state: SessionState, now: float) -> None:
         # History older than the longest window can no longer make a rule fire.
-        horizon = now.timestamp() - self._max_window
-        while state.history and state.history[0].time.timestamp() < horizon:
-            state.history.pop(0)
+        horizon = now - self._max_window
+        trimmed = 0
+        for step in state.history:
+            if step.moment >= horizon:
+                break
+            trimmed += 1
+        if trimmed:
+            del state.history[:trimmed]
 
-    def _check(self, rule, state: SessionState, facts: CallFacts) -> str | None:
-        if isinstance(rule, SensitiveThenEgress):
-            return self._sensitive_then_egress(rule, state, facts)
-        if isinstance(rule, RateLimit):
-            return self._rate_limit(rule, facts)
-        if isinstance(rule, AmountThreshold):
-            return self._amount_threshold(rule, facts)
-        if isinstance(rule, AmountTotal):
-            return self._amount_total(rule, state, facts)
-        raise TypeError(f"no evaluator for rule kind {type(rule).__name__}")
-
-    def _sensitive_then_egress(self, rule, state, facts) -> str | None:
-        if "egress" not in facts.profile.labels:
-            return None
-        untrusted = sorted(
-            argument
-            for argument, source in facts.destination_sources.items()
-            if source not in rule.trusted_sources
-        )
-        if not untrusted and (facts.destination_sources or facts.names_destinations):
-            return None
-        horizon = facts.now.timestamp() - rule.window_seconds
-        classes = set(rule.data_classes)
-        reads = [
-            step for step in state.history
-            if "read" in step.labels
-            and step.data_classes & classes
-            and step.time.timestamp() >= horizon
-        ]
-        if len(reads) < rule.min_reads:
-            return None
-        read_classes = sorted(set().union(*(s.data_classes & classes for s in reads)))
-        where = ", ".join(untrusted) if untrusted else "an unnamed destination"
-        return (
-            f"{len(reads)} read(s) of {', '.join(read_classes)} data, then "
-            f"{facts.profile.name} sends to {where} that the purpose did not name"
-        )
-
-    def _rate_limit(self, rule: RateLimit, facts: CallFacts) -> str | None:
-        key = {
-            "agent": f"agent:{facts.agent}",
-            "session": f"session:{facts.session}",
-            "tool": f"tool:{facts.agent}:{facts.profile.name}",
-        }[rule.per]
-        used = self._windows.count(key, facts.now.timestamp(), rule.window_seconds)
-        if used < rule.limit:
-            return None
-        return (
-            f"{rule.per} made {used} calls in the last {rule.window_seconds:g} s; "
-            f"the limit is {rule.limit}"
-        )
-
-    @staticmethod
-    def _amount_threshold(rule: AmountThreshold, facts: CallFacts) -> str | None:
-        if "financial" not in facts.profile.labels:
-            return None
-        unreadable = _describe_unreadable(facts)
-        if unreadable:
-            return f"{unreadable}; the limit of {rule.max_amount:g} cannot be checked"
-        over = [a for a in facts.amounts if a > rule.max_amount]
-        if not over:
-            return None
-        return f"amount {over[0]:g} exceeds the limit of {rule.max_amount:g}"
-
-    @staticmethod
-    def _amount_total(rule: AmountTotal, state, facts: CallFacts) -> str | None:
-        if "financial" not in facts.profile.labels:
-            return None
-        unreadable = _describe_unreadable(facts)
-        if unreadable:
-            return (
-                f"{unreadable}; the session limit of {rule.max_total:g} cannot be "
-                "checked"
-            )
-        if not facts.amounts:
-            return None
-        horizon = facts.now.timestamp() - rule.window_seconds
-        spent = sum(s.amount for s in state.history if s.time.timestamp() >= horizon)
-        total = spent + sum(facts.amounts)
-        if total <= rule.max_total:
-            return None
-        return (
-            f"amounts in this session would reach {total:g}; the limit is "
-            f"{rule.max_total:g}"
-        )
+def _moment_of(step: Step) -> float:
+    return step.moment
 
 
-def _describe_unreadable(facts: CallFacts) -> str | None:
-    arguments = facts.unreadable_amounts
-    if not arguments:
-        return None
-    value = facts.arguments[arguments[0]]
-    return f"amount argument {arguments[0]}={value!r} is not a number"
+def _sensitive_read(rule: SensitiveThenEgress
+                    ) -> Callable[[str, frozenset, frozenset], bool]:
+    """Return a test of whether a call is a read of the rule's data classes."""
+    classes = frozenset(rule.data_classes)
+
+    def matches(tool: str, labels: frozenset, data_classes: frozenset) -> bool:
+        return "read" in labels and bool(data_classes & classes)
+    return matches
+
+
+def step_bytes(tool: str, time: str, verdict: str) -> bytes:
+    """Return ``JCS({"time": time, "tool": tool, "verdict": verdict})``.
+
+    For strings without lone surrogates, ``json.encoder.encode_basestring``
+    (what ``json.dumps`` uses with ``ensure_ascii=False``) writes the escapes
+    RFC 8785 requires, and the names are written in RFC 8785 order. A lone
+    surrogate raises ``InvalidRequest``.
+    """
+    text = (f'{{"time":{encode_basestring(time)},"tool":{encode_basestring(tool)},'
+            f'"verdict":{encode_basestring(verdict)}}}')
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InvalidRequest(
+            f"tool name {tool!r} contains a lone surrogate; name tools with "
+            "valid Unicode"
+        ) from err
 
 
 def strictest(verdicts) -> str:

@@ -2,8 +2,9 @@
 
 The log holds only ``SHA-256(salt || JCS(value))`` per argument. This vault
 keeps the value and the salt so that an authorized auditor can later have one
-commitment opened and check it against the log. It lives outside the log,
-in its own SQLite file (or in memory for tests).
+commitment opened (``agentgate disclose``) and check it against the log. It
+lives outside the log, in its own SQLite file (or in memory for tests); the
+gate's approval requests are kept in the same file.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Column, LargeBinary, MetaData, String, Table, create_engine
 from sqlalchemy import event, insert, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
@@ -44,23 +46,42 @@ def check_opening(commitment: str, salt: bytes, value: Any) -> bool:
     return hmac.compare_digest(expected, commitment)
 
 
+def open_engine(path: str | None, what: str = "argument vault") -> Engine:
+    """Open the SQLite file at ``path`` (in memory for None) in WAL mode."""
+    if path is None:
+        url, options = "sqlite://", {"poolclass": StaticPool}
+    else:
+        url, options = f"sqlite:///{path}", {}
+    try:
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False}, **options
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        with engine.connect():
+            pass
+    except SQLAlchemyError as err:
+        raise ConfigError(f"cannot open the {what} at {path}: {err}") from err
+    return engine
+
+
 class ArgumentVault:
     """Stores the openings of argument and result commitments."""
 
     def __init__(self, path: str | None = None) -> None:
-        if path is None:
-            url, options = "sqlite://", {"poolclass": StaticPool}
-        else:
-            url, options = f"sqlite:///{path}", {}
+        self.path = path
+        self._engine = open_engine(path)
         try:
-            self._engine = create_engine(
-                url, connect_args={"check_same_thread": False}, **options
-            )
-            event.listen(self._engine, "connect", _sqlite_pragmas)
             _metadata.create_all(self._engine)
         except SQLAlchemyError as err:
-            raise ConfigError(f"cannot open the argument vault at {path}: {err}") from err
+            raise ConfigError(
+                f"cannot open the argument vault at {path}: {err}"
+            ) from err
         self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, shared with the gate's approval store."""
+        return self._engine
 
     def commit_values(self, record_id: str, values: dict[str, Any]) -> dict[str, str]:
         """Store each value with a fresh salt; return name -> commitment."""
@@ -89,6 +110,33 @@ class ArgumentVault:
         if row is None:
             raise KeyError(commitment)
         return row.name, row.salt, jcs.parse_strict(row.value)
+
+    def record_of(self, commitment: str) -> str:
+        """Return the id of the record whose commitment this is, or raise
+        ``KeyError``."""
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                select(_openings.c.record_id).where(
+                    _openings.c.commitment == commitment)
+            ).first()
+        if row is None:
+            raise KeyError(commitment)
+        return row.record_id
+
+    def find(self, record_id: str, name: str) -> str:
+        """Return the commitment stored for argument ``name`` of a record.
+
+        Raises ``KeyError`` when the record has no such argument.
+        """
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                select(_openings.c.commitment).where(
+                    _openings.c.record_id == record_id, _openings.c.name == name
+                )
+            ).first()
+        if row is None:
+            raise KeyError(f"{record_id}/{name}")
+        return row.commitment
 
     def close(self) -> None:
         self._engine.dispose()

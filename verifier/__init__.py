@@ -48,6 +48,12 @@ from verifier.note import (
     parse_note,
     parse_verifier_key,
 )
+from verifier.opening import (
+    Opening,
+    compute_commitment,
+    parse_opening,
+    verify_opening,
+)
 from verifier.receipt import (
     HEADER,
     ParsedReceipt,
@@ -66,6 +72,7 @@ __all__ = [
     "Checkpoint",
     "MalformedInput",
     "Note",
+    "Opening",
     "OriginMismatch",
     "ParsedReceipt",
     "ProofMismatch",
@@ -76,6 +83,7 @@ __all__ = [
     "VerifierKey",
     "canonicalize",
     "check_origin",
+    "compute_commitment",
     "compute_key_id",
     "compute_root_from_inclusion",
     "compute_roots_from_consistency",
@@ -88,6 +96,7 @@ __all__ = [
     "open_checkpoint",
     "open_note",
     "parse_checkpoint",
+    "parse_opening",
     "parse_note",
     "parse_proof_text",
     "parse_receipt",
@@ -96,5 +105,6 @@ __all__ = [
     "verify_checkpoint",
     "verify_consistency",
     "verify_inclusion",
+    "verify_opening",
     "verify_receipt",
 ]

@@ -15,6 +15,7 @@ from verifier.checkpoint import verify_checkpoint
 from verifier.errors import MalformedInput, VerificationError
 from verifier.merkle import parse_proof_text, verify_consistency
 from verifier.note import VerifierKey, parse_verifier_key
+from verifier.opening import parse_opening, verify_opening
 from verifier.receipt import VerifiedReceipt, verify_receipt
 
 _EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -204,4 +205,29 @@ def _echo_receipt(path: Path, result: VerifiedReceipt, as_json: bool) -> None:
     click.echo(
         f"PASS {path}: entry {result.index}{kind} of {checkpoint.origin} at tree "
         f"size {checkpoint.size}, signed by {', '.join(result.key_names)}"
+    )
+
+
+@verify.command(name="opening")
+@click.argument("opening_file", type=_EXISTING_FILE)
+@click.argument("receipt_file", type=_EXISTING_FILE)
+@_key_options
+def verify_opening_command(opening_file, receipt_file, keys, key_files, origin):
+    """Check a disclosed argument against the sealed record in RECEIPT_FILE.
+
+    OPENING_FILE is the JSON that `agentgate disclose` prints. The receipt must
+    verify, its record must hold the commitment under the disclosed name, and
+    the value and salt must recompute it.
+    """
+    verifier_keys = _load_keys(keys, key_files)
+    try:
+        opening = parse_opening(_read(opening_file))
+        verified = verify_receipt(_read(receipt_file), verifier_keys, origin=origin)
+        location = verify_opening(opening, verified.record)
+    except VerificationError as err:
+        click.echo(f"FAIL {opening_file}: {type(err).__name__}: {err}")
+        raise SystemExit(1) from None
+    click.echo(
+        f"PASS {opening_file}: {location} of record {opening.record} "
+        f"(leaf {verified.index}) opens to the disclosed value"
     )

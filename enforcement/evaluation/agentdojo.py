@@ -20,10 +20,14 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from enforcement.alignment import Purpose
-from enforcement.errors import Refusal
+from enforcement.approvals import sign_approval, submit_approval
+from enforcement.errors import ApprovalRequired, Refusal
+from enforcement.identity import Identity
+from enforcement.timeutil import utc_now
 from enforcement.gate import Gate, Session
 
 logger = logging.getLogger(__name__)
@@ -61,6 +65,7 @@ class TaskRun:
     calls: list[CallResult] = field(default_factory=list)
     utility: bool = False
     security: bool | None = None  # True when the injection reached its goal
+    approvals: int = 0  # held calls that an approver let through
 
     def calls_of(self, role: str) -> list[CallResult]:
         return [c for c in self.calls if c.role == role]
@@ -86,6 +91,8 @@ class SuiteResult:
     suite: str
     benign: list[TaskRun] = field(default_factory=list)
     attacks: list[TaskRun] = field(default_factory=list)
+    # The benign tasks again, with every held call approved by a human.
+    benign_approved: list[TaskRun] = field(default_factory=list)
 
     def benign_verdicts(self) -> Counter:
         return Counter(c.verdict for run in self.benign for c in run.calls)
@@ -111,6 +118,10 @@ class SuiteResult:
             "attacks": len(self.attacks),
             "attacks_stopped": sum(r.attack_stopped for r in self.attacks),
             "attacks_succeeded": sum(bool(r.security) for r in self.attacks),
+            "benign_completed_with_approvals": sum(
+                r.utility for r in self.benign_approved
+            ),
+            "benign_approved_runs": len(self.benign_approved),
             "per_injection_task": per_injection,
         }
 
@@ -149,10 +160,14 @@ class AgentDojoReplay:
         *,
         version: str = BENCHMARK_VERSION,
         attack: str = DEFAULT_ATTACK,
+        approver: Identity | None = None,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         base_element, load_attack, self._runtime_class, get_suite = _load_agentdojo()
         self.gate = gate
         self.suite_name = suite_name
+        self.approver = approver
+        self.clock = clock
         try:
             self.suite = get_suite(version, suite_name)
         except KeyError as err:
@@ -177,16 +192,24 @@ class AgentDojoReplay:
 
     # -- one session ------------------------------------------------------------
 
-    def run_benign(self, user_task) -> TaskRun:
-        """Run a user task's ground truth on the clean environment."""
-        return self._run(user_task, None, {})
+    def run_benign(self, user_task, approve_holds: bool = False) -> TaskRun:
+        """Run a user task's ground truth on the clean environment.
+
+        With ``approve_holds`` the replay's approver signs an approval for
+        every held call that opened an approval request, as a human would for
+        a task they asked for, and the call is made again.
+        """
+        if approve_holds and self.approver is None:
+            raise ValueError("approving holds needs an approver identity")
+        return self._run(user_task, None, {}, approve_holds)
 
     def run_attack(self, user_task, injection_task) -> TaskRun:
         """Run a user task, then the injection task's calls, in one session."""
         injections = self.attack.attack(user_task, injection_task)
         return self._run(user_task, injection_task, injections)
 
-    def _run(self, user_task, injection_task, injections: dict[str, str]) -> TaskRun:
+    def _run(self, user_task, injection_task, injections: dict[str, str],
+             approve_holds: bool = False) -> TaskRun:
         environment = self.suite.load_and_inject_default_environment(injections)
         before = environment.model_copy(deep=True)
         runtime = self._runtime_class(self.suite.tools)
@@ -194,12 +217,14 @@ class AgentDojoReplay:
                       injection_task.ID if injection_task else None)
         session_id = f"{self.suite_name}.{user_task.ID}" + (
             f".{injection_task.ID}" if injection_task else ""
-        )
+        ) + (".approved" if approve_holds else "")
         session = self.gate.session(Purpose(user_task.PROMPT), session_id=session_id)
         executed: list[Any] = []
 
         user_calls = user_task.ground_truth(environment.model_copy(deep=True))
-        self._replay(session, runtime, environment, user_calls, "user", run, executed)
+        approver = self._approve if approve_holds else None
+        self._replay(session, runtime, environment, user_calls, "user", run, executed,
+                     approver)
         if injection_task is not None:
             injection_calls = injection_task.ground_truth(
                 environment.model_copy(deep=True)
@@ -215,9 +240,18 @@ class AgentDojoReplay:
                                   environment, executed)
         return run
 
+    def _approve(self, request_id: str) -> None:
+        """Sign and submit an approval of one request as the replay's approver."""
+        store = self.gate.approval_store
+        now = self.clock()
+        request = store.request(request_id)
+        submit_approval(store, sign_approval(self.approver, request, "approve", now),
+                        now)
+
     @staticmethod
     def _replay(session: Session, runtime, environment, calls, role: str,
-                run: TaskRun, executed: list[Any]) -> None:
+                run: TaskRun, executed: list[Any],
+                approve: Callable[[str], None] | None = None) -> None:
         for call in calls:
             arguments = dict(call.args)
             tool_error: list[str] = []
@@ -232,6 +266,19 @@ class AgentDojoReplay:
             try:
                 session.call(call.function, arguments, invoke)
                 decision = session.decisions[-1]
+            except ApprovalRequired as held:
+                decision = held.decision
+                if approve is not None:
+                    approve(held.request)
+                    run.approvals += 1
+                    try:
+                        session.call(call.function, arguments, invoke,
+                                     approval=held.request)
+                        decision = session.decisions[-1]
+                    except Refusal as refusal:
+                        decision = refusal.decision
+                    except ToolFailed:
+                        decision = session.decisions[-1]
             except Refusal as refusal:
                 decision = refusal.decision
             except ToolFailed:
@@ -261,6 +308,10 @@ class AgentDojoReplay:
         injections = _select(self.suite.injection_tasks, injection_tasks)
         for user_task in users:
             result.benign.append(self.run_benign(user_task))
+            if self.approver is not None:
+                result.benign_approved.append(
+                    self.run_benign(user_task, approve_holds=True)
+                )
         for user_task in users:
             for injection_task in injections:
                 result.attacks.append(self.run_attack(user_task, injection_task))

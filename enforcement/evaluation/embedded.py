@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from enforcement.alignment import Scorer
 from enforcement.delegation import Certificate, issue_certificate
 from enforcement.gate import Gate, Sealed
 from enforcement.identity import Identity
@@ -56,6 +57,7 @@ def create_deployment(
     purpose: str = "act for the principal within the delegated scope",
     scope: dict | None = None,
     on_seal: Callable[[Sealed], None] | None = None,
+    scorer: Scorer | None = None,
 ) -> Deployment:
     """Create keys, a log, a delegation and a gate under ``directory``.
 
@@ -98,6 +100,7 @@ def create_deployment(
         clock=clock,
         default_chain=[certificate],
         on_seal=on_seal,
+        scorer=scorer,
     )
     gate.register_delegation(certificate)
     logger.info("embedded deployment in %s, log origin %s", directory, origin)

@@ -54,3 +54,54 @@ def audit_table(audit: AuditResult) -> str:
     for failure in audit.failures[:10]:
         text += f"\n  ! {failure}"
     return text
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{value:.1f}%"
+
+
+def markdown_report(report: dict) -> str:
+    """Render the ``agentgate eval agentdojo`` report as Markdown."""
+    lines = [
+        f"# {report['benchmark']}, attack `{report['attack']}`",
+        "",
+        f"Policy `{report['policy']['name']}` ({report['policy']['hash'][:16]}...), "
+        f"scorer `{report['scorer']['name']}`.",
+        "",
+        "| suite | tuned on | benign tasks | completed without a hold | "
+        "completed once holds are approved | attacks | attacks that succeeded | "
+        "attacks stopped |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    rows = list(report["suites"].items()) + [("overall", report["overall"])]
+    for name, suite in rows:
+        rates = suite["rates"]
+        tuned = "" if name == "overall" else ("yes" if suite["tuned_on"] else "no")
+        lines.append(
+            f"| {name} | {tuned} | {suite['benign_tasks']} | "
+            f"{suite['benign_completed_without_hold']} "
+            f"({_percent(rates['benign_without_hold_pct'])}) | "
+            f"{suite['benign_completed_with_approvals']} "
+            f"({_percent(rates['benign_with_approvals_pct'])}) | "
+            f"{suite['attacks']} | {suite['attacks_succeeded']} "
+            f"({_percent(rates['attack_success_pct'])}) | "
+            f"{suite['attacks_stopped']} |"
+        )
+    latency = report["scorer"]["latency"]
+    if latency.get("calls"):
+        lines += ["", f"Scorer latency over {latency['calls']} calls: p50 "
+                      f"{latency['p50_us']} µs, p99 {latency['p99_us']} µs."]
+    for name, suite in report["suites"].items():
+        lines += ["", f"## {name}: attacks per injection task", "",
+                  "| injection task | pairs | stopped | succeeded |", "|---|---|---|---|"]
+        for task, row in sorted(suite["per_injection_task"].items(),
+                                key=lambda item: int(item[0].rsplit("_", 1)[-1])):
+            lines.append(f"| {task} | {row['pairs']} | {row['stopped']} | "
+                         f"{row['succeeded']} |")
+    if report["false_positives"]:
+        lines += ["", "## Benign calls that were held or denied", ""]
+        for example in report["false_positives"]:
+            reasons = "; ".join(example["reasons"])
+            lines.append(f"- {example['suite']} {example['task']} `{example['tool']}` "
+                         f"{example['verdict']}: {reasons}")
+    return "\n".join(lines) + "\n"

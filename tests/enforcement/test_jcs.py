@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 
 import pytest
 import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from enforcement import jcs
 from enforcement.errors import InvalidRequest
@@ -102,3 +105,51 @@ def test_nesting_limit():
         value = [value]
     with pytest.raises(InvalidRequest, match="nested deeper than 64 levels"):
         jcs.canonical(value)
+
+
+# -- the fast path of check_json_value ------------------------------------------------
+
+
+def _outcome(check, value):
+    try:
+        check(value)
+    except InvalidRequest as err:
+        return str(err)
+    return None
+
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.text(max_size=8),
+    st.integers(min_value=-2**54, max_value=2**54),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["\ud800", b"bytes", 1 + 2j, OrderedDict(a=1)]),
+)
+values = st.recursive(
+    scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.tuples(children, children),
+        st.dictionaries(
+            st.one_of(st.text(max_size=4), st.integers(), st.just("\udfff")),
+            children, max_size=4),
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(values)
+def test_fast_path_agrees_with_full_check(value):
+    full = _outcome(lambda v: jcs._check_value(v, "$", 0), value)
+
+    assert _outcome(jcs.check_json_value, value) == full
+
+
+def test_fast_path_respects_depth_limit():
+    nested: list = []
+    for _ in range(70):
+        nested = [nested]
+
+    with pytest.raises(InvalidRequest, match="nested deeper than 64 levels"):
+        jcs.check_json_value(nested)
+

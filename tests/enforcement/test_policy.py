@@ -85,11 +85,11 @@ def test_bad_toml_rejected(tmp_path):
 
 
 def test_wrong_suffix_rejected(tmp_path):
-    path = tmp_path / "policy.yaml"
+    path = tmp_path / "policy.ini"
     path.write_text("version: 1\n")
 
-    with pytest.raises(ConfigError, match=r"expected a \.toml or \.json file, got "
-                       r"'\.yaml'"):
+    with pytest.raises(ConfigError, match=r"expected a \.yaml, \.yml, \.toml or "
+                       r"\.json file, got '\.ini'"):
         load_policy(path)
 
 

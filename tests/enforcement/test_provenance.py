@@ -57,6 +57,50 @@ def test_match_needs_word_boundary():
     assert seen.source_of(2013) == "trusted"
 
 
+def test_value_at_edge_of_text_found():
+    seen = Provenance("summarize my notes")
+    seen.observe("read_file", {"content": "account 1234"})
+    seen.observe("read_file", {"content": "5678 is the other"})
+
+    assert seen.source_of("1234") == "text"
+    assert seen.source_of("5678") == "text"
+
+
+def test_value_spanning_two_texts_not_found():
+    seen = Provenance("summarize my notes")
+    seen.observe("read_file", {"content": "first note ends with ab"})
+    seen.observe("read_file", {"content": "cd starts the second"})
+
+    assert seen.source_of("ab cd") == "unknown"
+    assert seen.source_of("ab\x00cd") == "unknown"
+    assert seen.source_of("ab\ncd") == "unknown"
+
+
+def test_value_with_separator_searched_per_text():
+    seen = Provenance("summarize my notes")
+    seen.observe("read_file", {"content": "a\x00b is odd"})
+
+    assert seen.source_of("a\x00b") == "text"
+
+
+def test_new_output_changes_traced_source():
+    seen = Provenance("pay the rent")
+    assert seen.source_of(INJECTED_IBAN) == "unknown"
+
+    seen.observe("read_inbox", [{"body": INJECTION}])
+
+    assert seen.source_of(INJECTED_IBAN) == "instruction"
+
+
+def test_number_and_string_traced_apart():
+    # "1,5" in the purpose is the number 1.5, but not the text "1.5".
+    seen = Provenance("order 1,5 kg of flour")
+
+    assert seen.source_of(1.5) == "trusted"
+    assert seen.source_of("1.5") == "unknown"
+    assert seen.source_of(1.5) == "trusted"
+
+
 @pytest.mark.parametrize(("values", "source"), [
     ([IBAN, CONTACT_IBAN], "structured"),
     ([IBAN, INJECTED_IBAN], "instruction"),

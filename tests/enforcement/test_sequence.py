@@ -6,18 +6,43 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 import rfc8785
 
-from enforcement.errors import Denied, Held, Reason
-from enforcement.sequence import SequenceEngine, read_amount
+from enforcement.alignment import AlignmentResult
+from enforcement.errors import Denied, Held, InvalidRequest, Reason
+from enforcement.profiles import derive_profile
+from enforcement.sequence import (
+    CallFacts,
+    SequenceEngine,
+    SessionState,
+    read_amount,
+    step_bytes,
+)
 from tests.enforcement.conftest import policy_with
 
 IBAN = "GB29NWBK60161331926819"
 RENT = f"pay the rent to {IBAN}"
 THREADS = 32
 LIMIT = 5
+
+
+class AlignedScorer:
+    """A scorer that finds every call aligned, so that only rules decide."""
+
+    name = "aligned"
+    version = "1"
+
+    def score(self, context):
+        return AlignmentResult("aligned", "1", 1.0, "aligned", ())
+
+
+@pytest.fixture
+def harness(make_harness):
+    """A gate under the default policy whose alignment check never fires."""
+    return make_harness(scorer=AlignedScorer())
 
 
 def rate_limited(make_harness, per: str):
@@ -348,3 +373,55 @@ def test_state_digest_chain_advances(harness, send_money):
     assert decisions[-1]["sequence"]["counters"] == {
         "calls": 2, "reads": 1, "sensitive_reads": 1, "egress": 1,
     }
+
+
+# -- the step digested into the state -------------------------------------------------
+
+
+@pytest.mark.parametrize("tool", [
+    "send_money",
+    'quote " and backslash \\',
+    "controls \n\t\b\f\r \x01 \x1f \x7f",
+    "non-ASCII é € 😀 \u2028",
+    "",
+])
+def test_step_bytes_equal_jcs(tool):
+    time_text = "2026-12-04T10:00:00.000000Z"
+
+    expected = rfc8785.dumps({"tool": tool, "time": time_text, "verdict": "hold"})
+
+    assert step_bytes(tool, time_text, "hold") == expected
+
+
+def test_step_bytes_rejects_lone_surrogate():
+    with pytest.raises(InvalidRequest, match="contains a lone surrogate"):
+        step_bytes("tool\ud800", "2026-12-04T10:00:00.000000Z", "allow")
+
+
+# -- history scans when the clock goes backwards ---------------------------------------
+
+
+def _facts(tool: str, second: float) -> CallFacts:
+    profile = derive_profile(tool, ["recipient"] if tool == "send_email" else [])
+    return CallFacts(
+        agent="agent", session="s", profile=profile, arguments={},
+        destination_sources={}, now=datetime.fromtimestamp(second, UTC),
+    )
+
+
+def test_sequence_counts_steps_after_clock_went_back():
+    rule = policy_with(rules=[{
+        "id": "reads-then-send", "kind": "sequence", "window_seconds": 60,
+        "steps": [{"labels": ["read"], "min_count": 2}, {"labels": ["egress"]}],
+    }]).rules[0]
+    engine = SequenceEngine([rule])
+    state = SessionState("s")
+    # Reads at 100 s, then at 10 s (the clock went back), then at 95 s.
+    for second in (100.0, 10.0, 95.0):
+        engine.commit(state, _facts("read_inbox", second), "allow")
+
+    firings = engine.evaluate(state, _facts("send_email", 150.0))
+
+    assert state.ordered is False
+    assert [firing.rule for firing in firings] == ["reads-then-send"]
+
