@@ -164,6 +164,17 @@ class DefaultScorer:
             if value_factor < 1.0:
                 reasons.append(f"argument {argument} came from {_describe(source)}")
             factor = min(factor, value_factor)
+        # Any other argument whose value only injected instructions supply
+        # (a hotel to book, a file id to delete, a search the attacker wants)
+        # means the agent is following those instructions.
+        for argument in _dictated_candidates(profile, context.arguments, checked):
+            if context.provenance.source_of(context.arguments[argument]) != (
+                "instruction"
+            ):
+                continue
+            reasons.append(f"argument {argument} came from {_describe('instruction')}")
+            dictated = 0.0 if profile.high_risk else _READ_INSTRUCTION_FACTOR
+            factor = min(factor, dictated)
         return factor
 
     def _fit_factor(self, context: ScoringContext, reasons: list[str]) -> float:
@@ -229,6 +240,24 @@ def checked_values(
             for position, destination in enumerate(found):
                 checked[f"{argument}[link {position}]"] = destination
     return checked
+
+
+def _dictated_candidates(
+    profile: ToolProfile, arguments: Mapping[str, Any], checked: Mapping[str, Any]
+) -> list[str]:
+    """Return the arguments not yet checked whose values could be dictated.
+
+    Content the agent composes (a message body) is left out: it may quote a
+    tool output for good reasons, and the links inside it are checked apart.
+    """
+    return [
+        argument
+        for argument, value in arguments.items()
+        if argument not in checked
+        and profile.role(argument) != "content"
+        and value is not None
+        and not isinstance(value, bool)
+    ]
 
 
 def _strings_in(value: Any) -> list[str]:

@@ -65,9 +65,14 @@ def evaluate() -> None:
               help="Model name sent to the judge endpoint.")
 @click.option("--step-seconds", type=float, default=1.5, show_default=True,
               help="Simulated seconds per gate step.")
+@click.option("--user-task", "user_tasks", multiple=True,
+              help="Replay only this user task (repeatable); default: all.")
+@click.option("--injection-task", "injection_tasks", multiple=True,
+              help="Pair only with this injection task (repeatable); default: all.")
 def agentdojo(suites: tuple[str, ...], out_dir: Path, policy_path: Path | None,
               scorer_name: str, judge_url: str | None, judge_model: str,
-              step_seconds: float) -> None:
+              step_seconds: float, user_tasks: tuple[str, ...],
+              injection_tasks: tuple[str, ...]) -> None:
     """Replay AgentDojo suites and report utility, attack success and latency."""
     started = time.perf_counter()
     try:
@@ -98,7 +103,13 @@ def agentdojo(suites: tuple[str, ...], out_dir: Path, policy_path: Path | None,
     for suite in suites:
         replay = AgentDojoReplay(deployment.gate, suite, approver=approver,
                                  clock=clock)
-        results.append(replay.run_suite())
+        try:
+            results.append(replay.run_suite(
+                user_tasks=user_tasks or None,
+                injection_tasks=injection_tasks or None,
+            ))
+        except ValueError as err:
+            raise click.BadParameter(str(err)) from err
         click.echo(f"{suite}: done")
     deployment.close()
 
