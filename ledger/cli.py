@@ -289,12 +289,6 @@ def migrate(database: str) -> None:
     newer schema is rejected (exit 1).
     """
     with _reported_errors():
-        if "://" not in database and not Path(database).exists():
-            raise CommandError(
-                f"no log database at {database}: the file does not exist; check the "
-                "path (agentgate log init creates a new log at the current schema)",
-                2,
-            )
         before, after = upgrade_database(database)
     if before == after:
         click.echo(f"schema already at revision {after}")

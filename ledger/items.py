@@ -1,10 +1,10 @@
 """Append items: the checks every entry passes, and leaf index assignment.
 
 An append request is a sequence of ``(entry, idempotency_key)`` pairs.
-``check_item`` checks one pair: the entry must be the RFC 8785 (JCS) bytes
-of a JSON object and not a ``key`` record (only key rotation writes those),
-and the idempotency key must be None or a string of 1 to 256 characters. It
-returns a ``CheckedItem``.
+``check_item`` checks one pair and returns it as a ``CheckedItem``. The
+entry must be the RFC 8785 (JCS) bytes of a JSON object and not a ``key``
+record, because only key rotation writes those. The idempotency key must be
+None or a string of 1 to 256 characters.
 
 The ledger checks every plain pair it is given, and takes a ``CheckedItem``
 as it is. A ``Sequencer`` checks each item in its caller's thread, so that a

@@ -249,7 +249,7 @@ def key_file_stem(name: str) -> str:
 
     Key names are often log origins such as ``agentgate.example/demo``, so
     every character other than letters, digits, ``.``, ``_`` and ``-`` is
-    replaced by ``_``, and so are leading dots. The stem therefore holds no
+    replaced by ``_``, and so are leading dots. The stem therefore contains no
     path separator and never names a hidden file, ``.`` or ``..``.
     """
     validate_key_name(name)
@@ -303,7 +303,7 @@ def write_key_pair(
 def _read_key_text(path: Path, *, secret: bool) -> str:
     """Read a one-line key file, checking its mode when it is secret.
 
-    A secret key file that holds a verifier key instead is reported as
+    A secret key file that contains a verifier key instead is reported as
     such before its mode, because chmod would not make it a signer key.
     """
     try:
@@ -339,7 +339,7 @@ def _check_signer_file(path: Path, data: bytes, mode: int) -> None:
             if path.suffix == ".pub":
                 suggestion = f" ({path.with_suffix('.key')}, if keygen wrote both)"
             raise KeyFileError(
-                f"key file {path} holds a verifier (public) key, but a signer "
+                f"key file {path} contains a verifier (public) key, but a signer "
                 f"(private) key is needed here; pass the signer key file"
                 f"{suggestion}, which agentgate keygen writes with mode 0600"
             )

@@ -1,10 +1,10 @@
 """``Ledger``: the append-only transparency log: opening, reads and closing.
 
 Every entry is the RFC 8785 (JCS) bytes of one JSON record. Appends go
-through one write path (``ledger.writes``, which ``Ledger`` inherits): it
-checks the entries, locks the log head, commits the entries in one durable
-transaction, signs one checkpoint for the new tree after the commit, and
-returns one receipt per entry against that checkpoint.
+through one write path, ``ledger.writes``, which ``Ledger`` inherits. It
+checks the entries and locks the log head, commits the entries in one
+durable transaction, and signs one checkpoint for the new tree after the
+commit. It returns one receipt per entry against that checkpoint.
 
 Many processes may open the same database and append. Each write
 transaction locks the head row first. A process whose view is behind then
@@ -303,9 +303,13 @@ class Ledger(LedgerWrites):
         return self._store.read_checkpoint(size)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        """Return the RFC 9162 audit path for leaf ``index`` in the tree of ``size``."""
+        """Return the RFC 9162 audit path for leaf ``index`` in the tree of ``size``.
+
+        The path comes from ``StoredTree.inclusion_paths``, which reads the
+        hashes it lacks in one round trip and skips pymerkle's per-node calls.
+        """
         self._refresh_beyond(size)
-        return self._tree.inclusion_path(index, size)
+        return self._tree.inclusion_paths([index], size)[0]
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """Return the RFC 9162 consistency proof from size ``first`` to ``second``."""

@@ -286,7 +286,7 @@ class StoredTree(BaseMerkleTree):
         """
         for index in indexes:
             self._check_inclusion_request(index, size)
-        known = known or {}
+        known = dict(known or {})
         missing: set[tuple[int, int]] = set()
 
         def subtree_hash(level: int, index: int) -> bytes:
@@ -301,16 +301,10 @@ class StoredTree(BaseMerkleTree):
         paths = audit_paths(indexes, size, subtree_hash)
         if missing:
             # Which hashes a path needs depends on the sizes alone, so the
-            # first descent requested every one of them.
-            self._load(missing)
-            missing.clear()
+            # first descent requested every one of them, and _load raises
+            # if the store lacks any.
+            known.update(self._load(missing))
             paths = audit_paths(indexes, size, subtree_hash)
-            if missing:
-                raise StorageError(
-                    f"subtree hashes {sorted(missing)[:8]} of the tree of size "
-                    f"{size} are missing from the database; the database is "
-                    "damaged"
-                )
         return [paths[index] for index in indexes]
 
     def _check_inclusion_request(self, index: object, size: object) -> None:

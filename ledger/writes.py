@@ -1,9 +1,9 @@
 """The write path of ``Ledger``: appends, key rotation, checkpoints, catching up.
 
-Appends go through one write path: it checks the entries (see
-``ledger.items``), locks the log head, commits the entries in one durable
-transaction, signs one checkpoint for the new tree after the commit, and
-returns one receipt per entry against that checkpoint. The receipts' audit
+Appends go through one write path. It checks the entries (see
+``ledger.items``) and locks the log head. Then it commits the entries in one
+durable transaction, signs one checkpoint for the new tree after the commit,
+and returns one receipt per entry against that checkpoint. The receipts' audit
 paths are computed together, from the hashes the append just produced and
 the frontier it started from, without a database read.
 

@@ -1,17 +1,17 @@
-"""``POST /v1/entries``: appends, answered ahead of FastAPI's routing.
+"""``POST /v1/entries``: appends, served ahead of FastAPI's routing.
 
 Appends are the server's hot path. In a py-spy profile of ``agentgate
 serve`` under wrk (64 connections on 2 cores, 650-byte entries), FastAPI's
 exception middleware, router and request wrapper took about 40% of the
 event loop's time per append. ``AppendEndpoint`` is an ASGI middleware that
-answers ``POST /v1/entries`` itself and passes every other request on.
+serves ``POST /v1/entries`` itself and passes every other request on.
 
 It runs the same checks in the same order as the route would, and its
 errors are the JSON documents of every other route (specs/http-api.md). The
 route stays registered with FastAPI: the OpenAPI document lists it, other
 methods on the path get 405 from the router, and it serves appends wherever
 the middleware is not installed. ``RequestMetrics`` counts the requests the
-middleware answers under the route's path.
+middleware serves under the route's path.
 """
 
 import json
@@ -83,7 +83,7 @@ class AppendEndpoint:
             response = await append_response(self.service, Request(scope, receive))
         except ClientDisconnect:
             # The client closed the connection before its body arrived, so
-            # nothing was appended and nobody reads an answer.
+            # nothing was appended and no response can be delivered.
             logger.debug("client disconnected while sending an entry")
             return
         except HttpError as err:

@@ -104,8 +104,16 @@ def test_create_needs_signer(db_url):
 
 
 def test_open_without_create_rejects_missing_log(db_url, signer):
-    with pytest.raises(InvalidRequest, match="contains no log; create it first"):
+    if "://" in db_url:
+        message = "contains no log; create it first"
+    else:
+        message = f"no log at {db_url}: the file does not exist; create the log first"
+    with pytest.raises(InvalidRequest, match=message):
         Ledger.open(db_url, signer, create=False)
+    if "://" in db_url:
+        assert _table_names(db_url) == set()
+    else:
+        assert not os.path.exists(db_url)
 
 
 def test_exists(db_url, open_log):

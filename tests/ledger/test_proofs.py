@@ -3,12 +3,18 @@
 The logs here live on SQLite and on PostgreSQL (see conftest.py).
 """
 
+import hashlib
 import random
 
 import pytest
 
 from ledger import InvalidRequest, Ledger
-from ledger.proofs import consistency_proof, consistency_ranges, format_proof_text
+from ledger.proofs import (
+    audit_paths,
+    consistency_proof,
+    consistency_ranges,
+    format_proof_text,
+)
 from ledger.storage import Store
 from ledger.tree import EMPTY_ROOT, StoredTree
 
@@ -180,3 +186,83 @@ def test_proof_text_format():
         "//////////////////////////////////////////8=\n"
     )
     assert format_proof_text([]) == ""
+
+
+# -- audit paths of many leaves at once ---------------------------------------------
+
+
+def _reference_subtree_hash(reference):
+    def subtree_hash(level, index):
+        return reference.mth(index << level, (index + 1) << level)
+
+    return subtree_hash
+
+
+def test_audit_paths_every_index_and_size():
+    reference = ReferenceTree([record(i) for i in range(EXHAUSTIVE_SIZE)])
+    subtree_hash = _reference_subtree_hash(reference)
+    for size in range(1, EXHAUSTIVE_SIZE + 1):
+        paths = audit_paths(range(size), size, subtree_hash)
+        for index in range(size):
+            assert paths[index] == reference.path(index, size), f"{index} {size}"
+
+
+class SyntheticTree(ReferenceTree):
+    """The RFC 9162 recursion over made-up hashes of aligned perfect subtrees.
+
+    Trees of 2^40 leaves cannot be hashed leaf by leaf, but a path only
+    depends on the hashes of the perfect subtrees it names: this tree gives
+    each one a distinct hash and combines the rest as MTH does.
+    """
+
+    def __init__(self):
+        super().__init__([])
+
+    def _mth(self, start, stop):
+        width = stop - start
+        if width & (width - 1) == 0 and start % width == 0:
+            return hashlib.sha256(f"subtree {start} {stop}".encode()).digest()
+        return super()._mth(start, stop)
+
+
+def test_audit_paths_random_subsets_of_large_trees():
+    randomness = random.Random(9162)
+    reference = SyntheticTree()
+    for _ in range(30):
+        size = randomness.randrange(2, 1 << 40)
+        indexes = [randomness.randrange(size) for _ in range(5)]
+        indexes += list(range(max(0, size - 70), size))
+        paths = audit_paths(indexes, size, _reference_subtree_hash(reference))
+        for index in indexes:
+            assert paths[index] == reference.path(index, size), f"{index} {size}"
+
+
+def test_batch_receipts_match_reference(db_url, signer, statements):
+    """Receipts of a batch are proved from the batch's own hashes, no reads."""
+    with Ledger.open(db_url, signer, now=FIXED_NOW) as ledger:
+        for batch in (3, 1, 17, 64, 5, 130, 2):
+            start = ledger.size
+            statements.start()
+            receipts = ledger.append_batch(
+                [(record(start + i), None) for i in range(batch)]
+            )
+            selects = statements.selects()
+            statements.stop()
+            reference = ReferenceTree(ledger.entries(0, ledger.size))
+            for receipt in receipts:
+                assert receipt.proof == reference.path(receipt.index, ledger.size)
+            # The head lock; the idempotency lookup has no keys to look up.
+            assert len(selects) == 1, selects
+
+
+def test_batch_with_replayed_keys_matches_reference(db_url, signer):
+    with Ledger.open(db_url, signer, now=FIXED_NOW) as ledger:
+        first = ledger.append_batch([(record(i), f"k{i}") for i in range(40)])
+    with Ledger.open(db_url, signer, cache_bytes=0) as ledger:
+        items = [(record(i), f"k{i}") for i in range(0, 40, 3)]
+        items += [(record(100 + i), None) for i in range(9)]
+        receipts = ledger.append_batch(items)
+        reference = ReferenceTree(ledger.entries(0, ledger.size))
+        for receipt in receipts:
+            assert receipt.proof == reference.path(receipt.index, ledger.size)
+        assert [r.index for r in receipts[:14]] == [r.index for r in first[::3]]

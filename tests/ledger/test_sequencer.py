@@ -251,6 +251,62 @@ def test_append_async(open_log, sequencers):
     assert sorted(r.index for r in receipts) == [1, 2, 3]
 
 
+def test_append_async_wakes_loop_once_per_batch(open_log, sequencers):
+    ledger = open_log()
+    held = HeldLedger(ledger)
+    sequencer = sequencers(held)
+    wakeups = []
+
+    async def append_batch_of_forty():
+        loop = asyncio.get_running_loop()
+        original = loop.call_soon_threadsafe
+
+        def counting(callback, *args, **kwargs):
+            wakeups.append(callback)
+            return original(callback, *args, **kwargs)
+
+        loop.call_soon_threadsafe = counting
+        blocker = asyncio.ensure_future(sequencer.append_async(record(0)))
+        await asyncio.to_thread(held.started.wait, 10)
+        tasks = [
+            asyncio.ensure_future(sequencer.append_async(record(i)))
+            for i in range(1, 41)
+        ]
+        await asyncio.sleep(0)
+        held.release.set()
+        return await blocker, await asyncio.gather(*tasks)
+
+    first, receipts = asyncio.run(append_batch_of_forty())
+    assert first.index == 1
+    assert sorted(r.index for r in receipts) == list(range(2, 42))
+    assert sequencer.batches == 2
+    # One wake-up per batch, besides those of asyncio.to_thread.
+    deliveries = [c for c in wakeups if getattr(c, "__name__", "") == "_deliver"]
+    assert len(deliveries) == 2
+
+
+def test_cancelled_async_append_stays_out(open_log, sequencers):
+    ledger = open_log()
+    held = HeldLedger(ledger)
+    sequencer = sequencers(held)
+
+    async def cancel_one():
+        blocker = asyncio.ensure_future(sequencer.append_async(record(1)))
+        await asyncio.to_thread(held.started.wait, 10)
+        cancelled = asyncio.ensure_future(sequencer.append_async(record(2)))
+        kept = asyncio.ensure_future(sequencer.append_async(record(3)))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        await asyncio.sleep(0)
+        held.release.set()
+        return await blocker, await kept, cancelled
+
+    first, kept, cancelled = asyncio.run(cancel_one())
+    assert cancelled.cancelled()
+    assert (first.index, kept.index) == (1, 2)
+    assert ledger.entries(1, 3) == [record(1), record(3)]
+
+
 @pytest.mark.parametrize(
     "options, message",
     [

@@ -8,7 +8,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ledger import StorageError
 from ledger.storage import Head, LeafRow, Store, _database_url, metadata
-from ledger.tree import EMPTY_ROOT
+from ledger.tree import EMPTY_ROOT, StoredTree
 
 from .conftest import run_sql
 
@@ -143,5 +143,69 @@ def test_invalid_url_rejected():
 
 
 def test_missing_directory_rejected(tmp_path):
-    with pytest.raises(StorageError, match="database operation failed"):
-        Store.open(tmp_path / "missing" / "log.db")
+    path = tmp_path / "missing" / "log.db"
+    with pytest.raises(StorageError) as caught:
+        Store.open(path)
+    assert str(caught.value) == (
+        f"database {path} failed: unable to open database file; check that its "
+        "directory exists and that this user may create files there"
+    )
+
+
+def test_node_hashes_read_by_primary_key(tmp_path, statements):
+    """Node lookups use the primary key; a row-value IN list scanned the table."""
+    store = Store.open(tmp_path / "tree.db")
+    try:
+        tree = StoredTree(store, store.create_head("tree.test/log", EMPTY_ROOT))
+        tree.append([f"leaf {i}".encode() for i in range(300)])
+        wanted = [(level, 0) for level in range(1, 9)]
+        wanted += [(1, index) for index in range(100)] + [(0, 7)]
+        statements.start()
+        found = store.read_hashes(wanted)
+        node_queries = [s for s in statements.selects() if "FROM nodes" in s]
+        statements.stop()
+        connection = sqlite3.connect(tmp_path / "tree.db")
+        plans = [
+            row[3]
+            for statement, parameters in statements.statements
+            if "FROM nodes" in statement
+            for row in connection.execute("EXPLAIN QUERY PLAN " + statement, parameters)
+        ]
+        connection.close()
+    finally:
+        store.close()
+
+    assert set(found) == set(wanted)
+    # 108 node keys: one statement for 64, one for the 44 left (padded to 64).
+    assert len(node_queries) == 2
+    assert not any("SCAN nodes" in plan for plan in plans), plans
+    assert any("USING PRIMARY KEY" in plan for plan in plans), plans
+
+
+def test_simultaneous_first_connections_all_switch_to_wal(tmp_path):
+    # Connections that open a new file at once race for the lock that the
+    # switch to WAL needs; SQLite fails the losers without waiting, so the
+    # Store must retry. Many rounds make the race likely.
+    import threading
+
+    from ledger.storage import Store
+
+    for round_number in range(40):
+        path = tmp_path / f"race-{round_number}.db"
+        barrier = threading.Barrier(6)
+        errors = []
+
+        def open_store():
+            barrier.wait()
+            try:
+                Store.open(path).close()
+            except Exception as err:  # noqa: BLE001 - reported by the assert
+                errors.append(err)
+
+        threads = [threading.Thread(target=open_store) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert errors == [], f"round {round_number}: {errors[0]!r}"

@@ -93,7 +93,12 @@ def test_reopen_reads_only_frontier(store, statements):
     assert len(selects) == 2
     frontier_read = [p for s, p in statements.stop() if "FROM nodes" in s]
     assert len(frontier_read) == 1
-    assert len(frontier_read[0]) == 2 * 6
+    # Six keys, the last repeated to fill a statement of eight lookups.
+    parameters = frontier_read[0]
+    assert len(parameters) == 2 * 8
+    assert set(zip(parameters[::2], parameters[1::2])) == {
+        (9, 0), (8, 2), (7, 6), (6, 14), (5, 30), (3, 124)
+    }
 
 
 def test_new_receipts_come_from_cache(store):

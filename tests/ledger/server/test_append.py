@@ -61,6 +61,43 @@ def test_idempotency_key_reused_with_other_bytes(http, server):
     assert server.ledger.size == 2
 
 
+def test_conflict_needs_no_second_key_lookup(http, statements):
+    headers = auth() | {"Idempotency-Key": "call-1"}
+    http.post("/v1/entries", content=record(1), headers=headers)
+
+    statements.start()
+    response = http.post("/v1/entries", content=record(2), headers=headers)
+    lookups = [s for s in statements.selects() if "idempotency_key IN" in s]
+    statements.stop()
+
+    assert response.status_code == 409
+    # The lookup under the head lock; none after the conflict.
+    assert len(lookups) == 1, lookups
+
+
+def test_other_method_on_append_path(http):
+    response = http.put("/v1/entries", content=record(1), headers=auth())
+    assert response.status_code == 405
+    assert response.json() == {
+        "error": "method_not_allowed",
+        "detail": "method PUT is not allowed on /v1/entries",
+    }
+
+
+def test_unexpected_append_failure_is_json_500(http, server, monkeypatch):
+    async def broken_append(entry, key):
+        raise RuntimeError("simulated fault")
+
+    monkeypatch.setattr(server.service, "append", broken_append)
+    response = http.post("/v1/entries", content=record(1), headers=auth())
+
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "internal_error",
+        "detail": "the server failed; its log has the details",
+    }
+
+
 @pytest.mark.parametrize("key", [None, "call-1"])
 def test_key_record_is_rejected(http, server, signer, key):
     """Only the log writes key records; one sent with a key is no conflict."""

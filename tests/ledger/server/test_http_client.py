@@ -8,7 +8,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import verifier
-from ledger import InvalidEntry, InvalidRequest, LedgerClient, LocalLedgerClient
+from ledger import (
+    IdempotencyConflict,
+    InvalidEntry,
+    InvalidRequest,
+    LedgerClient,
+    LocalLedgerClient,
+)
 from ledger.errors import LedgerUnavailable
 from ledger.http_client import HttpLedgerClient
 
@@ -106,12 +112,13 @@ def test_errors_match_local_client(remote, call, error, message):
         call(remote)
 
 
-def test_reused_key_is_invalid_request(remote):
+def test_reused_key_is_idempotency_conflict(remote):
     remote.append(record(1), key="k")
     with pytest.raises(
-        InvalidRequest, match=r"first used for a different entry.*HTTP 409"
-    ):
+        IdempotencyConflict, match=r"first used for a different entry.*HTTP 409"
+    ) as caught:
         remote.append(record(2), key="k")
+    assert isinstance(caught.value, InvalidRequest)
 
 
 def test_too_large_entry_is_invalid_entry(start_server):
