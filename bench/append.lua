@@ -1,8 +1,11 @@
--- wrk script for bench_http.py: POST one canonical decision-like record per
--- request to /v1/entries with the bearer token from the environment.
--- Each wrk thread numbers its own records, so every body is distinct.
+-- wrk script for bench_http.py and bench_postgres.py: POST one canonical
+-- decision-like record (about 650 bytes, the shape of bench/common.py's) per
+-- request to /v1/entries, with the bearer token from AGENTGATE_WRITE_TOKEN.
+-- Records are numbered by AGENTGATE_BENCH_RUN, the wrk thread and a counter,
+-- so every body of every run is distinct.
 
 local token = os.getenv("AGENTGATE_WRITE_TOKEN")
+local run = tonumber(os.getenv("AGENTGATE_BENCH_RUN") or "0")
 local threads = 0
 local counter = 0
 
@@ -17,7 +20,7 @@ end
 
 request = function()
   counter = counter + 1
-  local n = thread_id * 100000000 + counter
+  local n = run * 1000000000000 + thread_id * 100000000 + counter
   -- Members in RFC 8785 order (sorted by UTF-16 code units): the bytes are
   -- canonical JCS, as the log requires.
   local body = string.format(

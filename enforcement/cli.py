@@ -18,6 +18,11 @@ _SUBCOMMANDS = {
     "approvals": "enforcement.commands:approvals",
     "disclose": "enforcement.commands:disclose",
     "serve": "ledger.cli:serve",
+    "gate": "enforcement.gate_cli:gate",
+    "mcp-proxy": "enforcement.adapters.mcp_cli:mcp_proxy",
+    "witness": "verifier.witness_cli:witness",
+    "monitor": "verifier.monitor_cli:monitor",
+    "audit": "verifier.audit_cli:audit",
 }
 
 

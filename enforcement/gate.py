@@ -166,6 +166,11 @@ class Gate:
             self._profiles[name] = profile
         return profile
 
+    def has_profile(self, tool: str) -> bool:
+        """Return True when a profile was registered for ``tool``."""
+        with self._profiles_lock:
+            return tool in self._profiles
+
     def profile_for(self, tool: str, arguments: Mapping[str, Any]) -> ToolProfile:
         with self._profiles_lock:
             profile = self._profiles.get(tool)

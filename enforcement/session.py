@@ -45,7 +45,14 @@ from enforcement import jcs
 from enforcement.alignment import Purpose, checked_values
 from enforcement.approval_desk import Resolution
 from enforcement.delegation import Certificate
-from enforcement.errors import ApprovalRequired, Denied, Held, InvalidRequest, Reason
+from enforcement.errors import (
+    ApprovalRequired,
+    ConfigError,
+    Denied,
+    Held,
+    InvalidRequest,
+    Reason,
+)
 from enforcement.provenance import Provenance, to_plain
 from enforcement.records import Decision, decision_record, new_id, outcome_record
 from enforcement.sequence import CallFacts, SessionState, strictest
@@ -58,7 +65,7 @@ from enforcement.verdict import (
 )
 
 if TYPE_CHECKING:
-    from enforcement.gate import Gate
+    from enforcement.gate import Gate, Sealed
 
 logger = logging.getLogger(__name__)
 
@@ -126,17 +133,7 @@ class Session:
         decision = self.decide(tool, arguments, approval=approval)
         decision = self._wait_for_approval(decision, tool, arguments)
         _raise_unless_allowed(decision)
-        started = time.perf_counter()
-        try:
-            result = run()
-        except BaseException as err:
-            # An interrupt or a cancellation ends the tool too; its outcome is
-            # still sealed, and the tool's own exception is what propagates.
-            self._seal_failure(decision, started, err)
-            raise
-        self._seal_outcome(decision, started, result=result)
-        self._count_result(decision, tool, result)
-        return result
+        return self.run_allowed(decision, run)
 
     async def acall(self, tool: str, arguments: Mapping[str, Any],
                     run: Callable[[], Awaitable[Any]], *,
@@ -147,6 +144,32 @@ class Session:
         decision = await asyncio.to_thread(self._wait_for_approval, decision, tool,
                                            arguments)
         _raise_unless_allowed(decision)
+        return await self.arun_allowed(decision, run)
+
+    def run_allowed(self, decision: Decision, run: Callable[[], Any]) -> Any:
+        """Run a tool under an allow this session sealed, then seal its outcome.
+
+        Steps 8 and 9 of the pipeline, for frameworks that decide in one hook
+        and run the tool in another. Raises ``ConfigError`` unless ``decision``
+        is an allow of this session; the tool then does not run.
+        """
+        self._check_runnable(decision)
+        started = time.perf_counter()
+        try:
+            result = run()
+        except BaseException as err:
+            # An interrupt or a cancellation ends the tool too; its outcome is
+            # still sealed, and the tool's own exception is what propagates.
+            self._seal_failure(decision, started, err)
+            raise
+        self._seal_outcome(decision, started, result=result)
+        self._count_result(decision, decision.tool, result)
+        return result
+
+    async def arun_allowed(self, decision: Decision,
+                           run: Callable[[], Awaitable[Any]]) -> Any:
+        """The async form of ``run_allowed``; sealing runs in a worker thread."""
+        self._check_runnable(decision)
         started = time.perf_counter()
         try:
             result = await run()
@@ -156,8 +179,16 @@ class Session:
             self._seal_failure(decision, started, err)
             raise
         await asyncio.to_thread(self._seal_outcome, decision, started, result=result)
-        self._count_result(decision, tool, result)
+        self._count_result(decision, decision.tool, result)
         return result
+
+    def _check_runnable(self, decision: Decision) -> None:
+        sealed_here = any(d is decision for d in reversed(self.decisions))
+        if decision.verdict != "allow" or not sealed_here:
+            raise ConfigError(
+                f"decision {decision.id} ({decision.verdict}) is not an allow sealed "
+                f"by session {self.id}; the tool may run only under one"
+            )
 
     def _wait_for_approval(self, decision: Decision, tool: str,
                            arguments: Mapping[str, Any]) -> Decision:
@@ -376,12 +407,23 @@ class Session:
 
     def _seal_outcome(self, decision: Decision, started: float, *,
                       result: Any = None, error: BaseException | None = None) -> None:
-        duration_ms = (time.perf_counter() - started) * 1000.0
+        self.seal_outcome(
+            decision,
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+            result=_plain_result(result) if error is None else None,
+            error_name=type(error).__name__ if error is not None else None,
+        )
+
+    def seal_outcome(self, decision: Decision, *, duration_ms: float,
+                     result: Any = None, error_name: str | None = None) -> Sealed:
+        """Seal the outcome record of ``decision`` and return it, verified.
+
+        ``result`` must be plain JSON (it is committed, never stored in the
+        log); ``error_name`` marks a tool that raised, and its outcome commits
+        to ``{"error": name}`` instead.
+        """
         gate = self.gate
-        if error is not None:
-            value: Any = {"error": type(error).__name__}
-        else:
-            value = _plain_result(result)
+        value: Any = {"error": error_name} if error_name is not None else result
         with self._lock:
             record_id = new_id("outcome")
             commitment = gate._vault.commit_values(record_id, {"result": value})[
@@ -393,14 +435,15 @@ class Session:
                 session=self.id,
                 decision_id=decision.id,
                 decision_index=decision.index,
-                status="error" if error is not None else "ok",
-                error=type(error).__name__ if error is not None else None,
+                status="error" if error_name is not None else "ok",
+                error=error_name,
                 duration_ms=duration_ms,
                 result_commitment=commitment,
                 previous=self._previous or "",
             )
             sealed = gate.seal_record(record)
             self._previous = sealed.leaf_hash
+        return sealed
 
 
 def _raise_unless_allowed(decision: Decision) -> None:

@@ -1,4 +1,5 @@
-"""AgentGate's independent verifier: receipts, checkpoints and Merkle proofs.
+"""AgentGate's independent verifier: receipts, checkpoints, Merkle proofs,
+tiled logs, cosignatures, witnesses, monitors, audits and regulator bundles.
 
 The package implements the formats in ``specs/`` on its own, with the
 standard library and ``cryptography`` only, and shares no code with the
@@ -8,6 +9,9 @@ verification here instead of passing unnoticed.
 Every function raises only ``VerificationError`` subclasses on bad input.
 """
 
+from verifier.audit import AuditResult, audit_log
+from verifier.audit_records import Finding
+from verifier.bundle import BundleReport, verify_bundle
 from verifier.checkpoint import (
     MAX_TREE_SIZE,
     Checkpoint,
@@ -16,11 +20,29 @@ from verifier.checkpoint import (
     parse_checkpoint,
     verify_checkpoint,
 )
+from verifier.cosignature import (
+    Cosignature,
+    Cosigner,
+    CosignerKey,
+    generate_cosigner,
+    parse_cosigner_key,
+    parse_cosigner_signer_key,
+    verify_cosignatures,
+)
+from verifier.delegation import (
+    Certificate,
+    VerifiedChain,
+    parse_certificate,
+    verify_chain,
+)
 from verifier.errors import (
     BadSignature,
+    ChainInvalid,
     MalformedInput,
     OriginMismatch,
     ProofMismatch,
+    QuorumNotMet,
+    Unavailable,
     UnknownKey,
     VerificationError,
 )
@@ -38,6 +60,7 @@ from verifier.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from verifier.monitor import Monitor, Outcome, Report
 from verifier.note import (
     MAX_SIGNATURES,
     Note,
@@ -61,6 +84,14 @@ from verifier.receipt import (
     parse_receipt,
     verify_receipt,
 )
+from verifier.tilehash import CompactRange, TileHashReader
+from verifier.tiles import TiledLog, TileSource
+from verifier.witness import Witness, WitnessState, make_server, parse_witness_config
+from verifier.witness_policy import (
+    WitnessPolicy,
+    load_witness_policy,
+    parse_witness_policy,
+)
 
 __all__ = [
     "EMPTY_ROOT",
@@ -68,19 +99,41 @@ __all__ = [
     "HEADER",
     "MAX_SIGNATURES",
     "MAX_TREE_SIZE",
+    "AuditResult",
     "BadSignature",
+    "BundleReport",
+    "Certificate",
+    "ChainInvalid",
     "Checkpoint",
+    "CompactRange",
+    "Cosignature",
+    "Cosigner",
+    "CosignerKey",
+    "Finding",
     "MalformedInput",
+    "Monitor",
     "Note",
     "Opening",
     "OriginMismatch",
+    "Outcome",
     "ParsedReceipt",
     "ProofMismatch",
+    "QuorumNotMet",
+    "Report",
     "Signature",
+    "TileHashReader",
+    "TileSource",
+    "TiledLog",
+    "Unavailable",
     "UnknownKey",
     "VerificationError",
+    "VerifiedChain",
     "VerifiedReceipt",
     "VerifierKey",
+    "Witness",
+    "WitnessPolicy",
+    "WitnessState",
+    "audit_log",
     "canonicalize",
     "check_origin",
     "compute_commitment",
@@ -89,21 +142,32 @@ __all__ = [
     "compute_roots_from_consistency",
     "consistency_proof_length",
     "format_number",
+    "generate_cosigner",
     "inclusion_proof_length",
     "is_canonical",
     "leaf_hash",
+    "load_witness_policy",
+    "make_server",
     "node_hash",
     "open_checkpoint",
     "open_note",
+    "parse_certificate",
     "parse_checkpoint",
-    "parse_opening",
+    "parse_cosigner_key",
+    "parse_cosigner_signer_key",
     "parse_note",
+    "parse_opening",
     "parse_proof_text",
     "parse_receipt",
     "parse_strict",
     "parse_verifier_key",
+    "parse_witness_config",
+    "parse_witness_policy",
+    "verify_bundle",
+    "verify_chain",
     "verify_checkpoint",
     "verify_consistency",
+    "verify_cosignatures",
     "verify_inclusion",
     "verify_opening",
     "verify_receipt",

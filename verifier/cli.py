@@ -1,4 +1,4 @@
-"""The ``agentgate verify`` commands: check receipts and consistency proofs offline.
+"""The ``agentgate verify`` commands: check receipts, proofs and bundles offline.
 
 Exit codes: 0 when everything verified, 1 when any receipt, checkpoint or
 proof failed verification (malformed content included), 2 for bad usage such
@@ -6,17 +6,20 @@ as an unreadable file or an invalid verifier key.
 """
 
 import json
+import time
 from pathlib import Path
 
 import click
 
 from verifier._encoding import encode_base64
+from verifier.bundle import verify_bundle
 from verifier.checkpoint import verify_checkpoint
 from verifier.errors import MalformedInput, VerificationError
 from verifier.merkle import parse_proof_text, verify_consistency
 from verifier.note import VerifierKey, parse_verifier_key
 from verifier.opening import parse_opening, verify_opening
 from verifier.receipt import VerifiedReceipt, verify_receipt
+from verifier.witness_policy import load_witness_policy
 
 _EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -54,7 +57,7 @@ def _key_options(command):
 
 @click.group(name="verify")
 def verify():
-    """Verify receipts and consistency proofs offline with the log's public key."""
+    """Verify receipts, proofs, openings and bundles offline with the log's key."""
 
 
 @verify.command(name="receipt")
@@ -69,7 +72,7 @@ def verify_receipt_command(files, keys, key_files, origin, as_json):
     Prints one line per file and a summary. Exits 0 when every receipt
     verified, 1 when any failed, 2 for bad usage.
     """
-    verifier_keys = _load_keys(keys, key_files)
+    verifier_keys = load_keys(keys, key_files)
     contents = [(path, _read(path)) for path in files]
 
     failed = 0
@@ -106,7 +109,7 @@ def verify_consistency_command(
     (the --origin value when given). PROOF_FILE contains one base64 hash per
     line. Exits 0 when the proof verifies, 1 when it does not, 2 for bad usage.
     """
-    verifier_keys = _load_keys(keys, key_files)
+    verifier_keys = load_keys(keys, key_files)
     old_data = _read(old_checkpoint)
     new_data = _read(new_checkpoint)
     proof_data = _read(proof_file)
@@ -129,7 +132,14 @@ def verify_consistency_command(
     )
 
 
-def _load_keys(keys: tuple[str, ...], key_files: tuple[Path, ...]) -> list[VerifierKey]:
+def load_keys(
+    keys: tuple[str, ...], key_files: tuple[Path, ...] = ()
+) -> list[VerifierKey]:
+    """Parse ``--key`` values and read ``--key-file`` files; exit 2 on bad input.
+
+    A ``--key`` value that names an existing file, such as ``LOG.pub``, is
+    read as a key file.
+    """
     if not keys and not key_files:
         raise click.UsageError(
             "expected the log's verifier key: pass --key NAME+KEYID+BASE64 or "
@@ -137,6 +147,9 @@ def _load_keys(keys: tuple[str, ...], key_files: tuple[Path, ...]) -> list[Verif
         )
 
     parsed = []
+    named_files = tuple(Path(text) for text in keys if _is_file(text))
+    key_files = tuple(key_files) + named_files
+    keys = tuple(text for text in keys if Path(text) not in named_files)
     for text in keys:
         try:
             parsed.append(parse_verifier_key(text.strip()))
@@ -165,6 +178,13 @@ def _load_keys(keys: tuple[str, ...], key_files: tuple[Path, ...]) -> list[Verif
             )
         parsed.extend(file_keys)
     return parsed
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _read(path: Path) -> bytes:
@@ -219,7 +239,7 @@ def verify_opening_command(opening_file, receipt_file, keys, key_files, origin):
     verify, its record must hold the commitment under the disclosed name, and
     the value and salt must recompute it.
     """
-    verifier_keys = _load_keys(keys, key_files)
+    verifier_keys = load_keys(keys, key_files)
     try:
         opening = parse_opening(_read(opening_file))
         verified = verify_receipt(_read(receipt_file), verifier_keys, origin=origin)
@@ -231,3 +251,45 @@ def verify_opening_command(opening_file, receipt_file, keys, key_files, origin):
         f"PASS {opening_file}: {location} of record {opening.record} "
         f"(leaf {verified.index}) opens to the disclosed value"
     )
+
+
+@verify.command(name="bundle")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@_key_options
+@click.option("--witness-policy", "policy_file", default=None, type=_EXISTING_FILE,
+              help="Witness policy that every checkpoint of the bundle must meet.")
+def verify_bundle_command(path, keys, key_files, origin, policy_file):
+    """Verify a regulator bundle: a directory or ZIP archive (specs/bundle.md).
+
+    Checks the manifest's file digests, every checkpoint's signature (and the
+    witness policy), the consistency proofs between consecutive checkpoints,
+    every receipt and every disclosed opening. Exits 0 when everything
+    verified, 1 when anything failed, 2 for bad usage.
+    """
+    verifier_keys = load_keys(keys, key_files)
+    policy = None
+    if policy_file is not None:
+        try:
+            policy = load_witness_policy(policy_file)
+        except VerificationError as err:
+            raise click.BadParameter(str(err), param_hint="--witness-policy") from None
+    try:
+        report = verify_bundle(path, verifier_keys, policy, now=int(time.time()),
+                               origin=origin)
+    except VerificationError as err:
+        click.echo(f"FAIL {path}: {type(err).__name__}: {err}")
+        raise SystemExit(1) from None
+
+    for problem in report.problems:
+        click.echo(f"FAIL {path}: {problem}")
+    sizes = report.checkpoints
+    span = f"tree sizes {sizes[0]} to {sizes[-1]}" if sizes else "no tree size"
+    summary = (f"{report.origin}: {len(sizes)} checkpoints ({span}), "
+               f"{report.proofs} consistency proofs, {report.receipts} receipts, "
+               f"{report.openings} openings")
+    if report.ok:
+        click.echo(f"PASS {path}: {summary}")
+    else:
+        count = len(report.problems)
+        click.echo(f"{count} problem{'s' if count != 1 else ''} in {path}: {summary}")
+    raise SystemExit(0 if report.ok else 1)

@@ -35,3 +35,31 @@ class ProofMismatch(VerificationError):
 
 class OriginMismatch(VerificationError):
     """A checkpoint from a log other than the one the caller expects."""
+
+
+class Unavailable(VerificationError):
+    """A log, witness or file that could not be read: nothing was verified.
+
+    Raised for a network failure, a timeout, an HTTP error status or a missing
+    file. It is a ``VerificationError`` so that a caller failing closed on
+    one class also fails closed here. ``status`` is the HTTP status, when
+    there was one.
+    """
+
+    status: int | None = None
+
+
+class QuorumNotMet(VerificationError):
+    """A checkpoint cosigned by fewer distinct witness keys than the policy needs."""
+
+
+class ChainInvalid(VerificationError):
+    """A delegation certificate or chain that breaks a chain rule.
+
+    ``rule`` names the rule as decisions cite it (``chain.signature``,
+    ``chain.scope``, ...), so an auditor can compare it with the verdict.
+    """
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule

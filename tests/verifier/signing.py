@@ -108,3 +108,15 @@ class TestLog:
         size = len(self.entries) if size is None else size
         proof = self.tree.path(index, size)
         return receipt_text(index, self.entries[index], proof, self.checkpoint(size))
+
+
+def cosigner_keys(name: str, seed_text: str) -> tuple[str, str]:
+    """Return ``(signer key, verifier key)`` of a cosigner seeded by ``seed_text``.
+
+    The seed is SHA-256 of ``seed_text``.
+    """
+    seed = hashlib.sha256(seed_text.encode()).digest()
+    public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
+    key_id = hashlib.sha256(name.encode() + b"\n\x04" + public).digest()[:4].hex()
+    signer = f"PRIVATE+KEY+{name}+{key_id}+{b64(bytes([4]) + seed)}"
+    return signer, f"{name}+{key_id}+{b64(bytes([4]) + public)}"
