@@ -18,6 +18,8 @@ _SUBCOMMANDS = {
     "approvals": "enforcement.commands:approvals",
     "disclose": "enforcement.commands:disclose",
     "serve": "ledger.cli:serve",
+    "publish": "ledger.cli:publish",
+    "export": "ledger.cli:export",
     "gate": "enforcement.gate_cli:gate",
     "mcp-proxy": "enforcement.adapters.mcp_cli:mcp_proxy",
     "witness": "verifier.witness_cli:witness",

@@ -10,6 +10,7 @@ fails.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,8 +22,9 @@ from .keys import Signer, load_signer, load_verifier_key, write_key_pair
 from .log import Ledger
 from .migrations import upgrade_database
 from .proofs import format_proof_text
+from .storage import Store
 
-__all__ = ["keygen", "log", "serve"]
+__all__ = ["export", "keygen", "log", "publish", "serve"]
 
 
 class CommandError(click.ClickException):
@@ -455,3 +457,326 @@ def serve(
     finally:
         service.stop()
         listener.close()
+
+
+# -- publish and export ---------------------------------------------------------
+
+_signer_keys_option = click.option(
+    "--key",
+    "key_files",
+    multiple=True,
+    metavar="FILE",
+    help="Signer key file; needed only if the latest checkpoint was never "
+    "stored. Repeat it to sign with several keys.",
+)
+_witness_policy_option = click.option(
+    "--witness-policy",
+    "policy_file",
+    default=None,
+    metavar="FILE",
+    help="Witness policy (specs/witness.md): witness keys and the quorum of "
+    "them that must have cosigned each checkpoint.",
+)
+
+
+@contextmanager
+def _log_and_store(
+    database: str, key_files: Sequence[str]
+) -> Iterator[tuple[Ledger, Store]]:
+    """Open an existing log and a second handle on its database."""
+    with _open_log(database, key_files) as ledger:
+        store = Store.open(database)
+        try:
+            yield ledger, store
+        finally:
+            store.close()
+
+
+def _parse_witness_urls(values: Sequence[str]) -> dict[str, str]:
+    urls: dict[str, str] = {}
+    for value in values:
+        label, equals, url = value.partition("=")
+        if not equals or not label or not url:
+            raise click.BadParameter(
+                f"expected LABEL=URL, such as w1=http://127.0.0.1:7380, got {value!r}",
+                param_hint="--witness-url",
+            )
+        if label in urls:
+            raise click.BadParameter(
+                f"witness {label!r} is given twice", param_hint="--witness-url"
+            )
+        urls[label] = url
+    return urls
+
+
+@click.command()
+@_database_option
+@click.option(
+    "--out",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to publish into, created if missing; serve it as static files.",
+)
+@_signer_keys_option
+@_witness_policy_option
+@click.option(
+    "--witness-url",
+    "witness_urls",
+    multiple=True,
+    metavar="LABEL=URL",
+    help="Where the policy's witness LABEL serves add-checkpoint, such as "
+    "w1=http://127.0.0.1:7380. Repeat it for every witness of the policy.",
+)
+@click.option(
+    "--witness-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds to wait for each request to a witness.",
+)
+def publish(
+    database: str,
+    directory: Path,
+    key_files: tuple[str, ...],
+    policy_file: str | None,
+    witness_urls: tuple[str, ...],
+    witness_timeout: float,
+) -> None:
+    """Publish the log as C2SP tlog-tiles files in --out and print the checkpoint.
+
+    Writes the hash tiles, entry bundles and checkpoint that a tile reader
+    (agentgate monitor, agentgate audit) reads from a static web host or an
+    object store. Each run writes only new or grown tiles, and the
+    checkpoint last. With --witness-policy, the checkpoint is first sent to
+    every witness of the policy. It is published, with their cosignatures,
+    only when the policy's quorum cosigned it, and the command exits 1
+    otherwise.
+    """
+    from .cosignatures import load_witness_policy
+    from .publish import publish as publish_log
+    from .witnessing import witnesses_for
+
+    urls = _parse_witness_urls(witness_urls)
+    if urls and policy_file is None:
+        raise click.UsageError("--witness-url needs --witness-policy")
+    with _reported_errors():
+        policy = witnesses = None
+        if policy_file is not None:
+            policy = load_witness_policy(policy_file)
+            witnesses = witnesses_for(policy, urls)
+        with _log_and_store(database, key_files) as (ledger, store):
+            result = publish_log(
+                ledger,
+                store,
+                directory,
+                witnesses=witnesses or (),
+                policy=policy,
+                timeout=witness_timeout,
+            )
+
+    for outcome in result.collection.outcomes if result.collection else ():
+        label = outcome.witness.label
+        if outcome.cosignature is not None:
+            click.echo(f"witness {label}: cosigned size {result.size}", err=True)
+        else:
+            click.echo(f"witness {label}: {outcome.problem}", err=True)
+    if not result.published:
+        collection = result.collection
+        raise CommandError(
+            f"not published: the witness policy needs cosignatures by "
+            f"{collection.quorum} distinct witnesses, and {collection.counted} "
+            f"verified on the checkpoint of size {result.size}; {directory} still "
+            f"contains size {result.previous_size}",
+            1,
+        )
+    for index in result.skipped_bundles:
+        click.echo(
+            f"warning: entry bundle {index} not published, because it contains an "
+            "entry over 65535 bytes; readers get it from agentgate serve's "
+            "/v1/entries",
+            err=True,
+        )
+    click.echo(
+        f"published size {result.size} to {directory} ({result.files_written} files "
+        f"written, from size {result.previous_size})",
+        err=True,
+    )
+    click.echo(result.note, nl=False)
+
+
+# RFC 3339 section 5.6 date-time; datetime.fromisoformat alone also takes
+# ISO 8601 forms such as 20261204T090000Z that RFC 3339 does not allow.
+_RFC3339_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+
+
+def _parse_time_option(value: str, option: str):
+    from datetime import datetime, timezone
+
+    moment = None
+    if _RFC3339_TIME.fullmatch(value):
+        try:
+            moment = datetime.fromisoformat(value.upper().replace(" ", "T"))
+        except ValueError:
+            moment = None
+    if moment is None or moment.tzinfo is None:
+        raise click.BadParameter(
+            f"expected an RFC 3339 time with a time zone, such as "
+            f"2026-12-04T09:00:00Z, got {value!r}",
+            param_hint=option,
+        )
+    return moment.astimezone(timezone.utc)
+
+
+def _parse_disclosures(values: Sequence[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for value in values:
+        record_id, colon, argument = value.partition(":")
+        if not colon or not record_id or not argument:
+            raise click.BadParameter(
+                f"expected RECORD:ARGUMENT, such as "
+                f"d-d6f8c42b43a4fc5eaa596ef6f6890ca9:amount, got {value!r}",
+                param_hint="--disclose",
+            )
+        pairs.append((record_id, argument))
+    return pairs
+
+
+def _read_disclosures(vault_path: Path, pairs: Sequence[tuple[str, str]]) -> list:
+    """Read the openings of ``pairs`` from the gate's vault."""
+    # The vault belongs to the gate (enforcement); only this operator command
+    # reads it, so that ledger.export takes openings as data.
+    from enforcement.errors import ConfigError
+    from enforcement.vault import ArgumentVault
+
+    from .export import Disclosure
+
+    try:
+        vault = ArgumentVault(str(vault_path))
+    except ConfigError as err:
+        raise CommandError(str(err), 2) from err
+    disclosures = []
+    try:
+        for record_id, argument in pairs:
+            try:
+                commitment = vault.find(record_id, argument)
+                name, salt, value = vault.open(commitment)
+            except KeyError as err:
+                raise CommandError(
+                    f"{vault_path} contains no opening of argument {argument!r} of "
+                    f"record {record_id}; check the record id and argument name",
+                    1,
+                ) from err
+            disclosures.append(Disclosure(record_id, name, commitment, value, salt))
+    finally:
+        vault.close()
+    return disclosures
+
+
+@click.command()
+@_database_option
+@click.option(
+    "--vault",
+    "vault_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The gate's vault (its private SQLite file), which contains the values "
+    "and salts that --disclose opens.",
+)
+@click.option(
+    "--since",
+    required=True,
+    metavar="TIME",
+    help="Start of the period (RFC 3339 with a time zone, e.g. 2026-12-04T09:00:00Z).",
+)
+@click.option(
+    "--until",
+    required=True,
+    metavar="TIME",
+    help="End of the period, included (RFC 3339 with a time zone).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Bundle to create: a ZIP archive if the name ends in .zip, else a "
+    "directory. It must not exist.",
+)
+@click.option(
+    "--record",
+    "record_ids",
+    multiple=True,
+    metavar="ID",
+    help="Record whose receipt the bundle carries; repeat it. Default: every "
+    "record whose time lies in the period.",
+)
+@click.option(
+    "--disclose",
+    "disclose_values",
+    multiple=True,
+    metavar="RECORD:ARGUMENT",
+    help="Commitment opening to read from --vault and disclose; repeat it.",
+)
+@_witness_policy_option
+@_signer_keys_option
+def export(
+    database: str,
+    vault_path: Path | None,
+    since: str,
+    until: str,
+    out_path: Path,
+    record_ids: tuple[str, ...],
+    disclose_values: tuple[str, ...],
+    policy_file: str | None,
+    key_files: tuple[str, ...],
+) -> None:
+    """Write a regulator bundle of the records of a period (specs/bundle.md).
+
+    The bundle contains the checkpoints of the period with their cosignatures,
+    the consistency proofs between them, a receipt of each selected record
+    proved against the last checkpoint, and the disclosed openings.
+    agentgate verify bundle checks it offline with the log's verifier key.
+    With --witness-policy, only checkpoints that meet the policy go in.
+    """
+    from .cosignatures import load_witness_policy
+    from .export import build_bundle, write_bundle
+
+    start = _parse_time_option(since, "--since")
+    end = _parse_time_option(until, "--until")
+    if start > end:
+        raise click.BadParameter(
+            f"--since {since} is after --until {until}", param_hint="--since"
+        )
+    pairs = _parse_disclosures(disclose_values)
+    if pairs and vault_path is None:
+        raise click.UsageError("--disclose needs --vault, the gate's vault file")
+    if out_path.exists():
+        raise click.BadParameter(
+            f"{out_path} already exists; choose a new path", param_hint="--out"
+        )
+
+    disclosures = _read_disclosures(vault_path, pairs) if pairs else []
+    with _reported_errors():
+        policy = load_witness_policy(policy_file) if policy_file else None
+        with _log_and_store(database, key_files) as (ledger, store):
+            bundle = build_bundle(
+                ledger,
+                store,
+                start,
+                end,
+                record_ids=record_ids,
+                disclosures=disclosures,
+                policy=policy,
+            )
+        write_bundle(bundle, out_path)
+    sizes = bundle.checkpoint_sizes
+    click.echo(
+        f"wrote {out_path}: {len(sizes)} checkpoints (tree sizes {sizes[0]} to "
+        f"{sizes[-1]}), {len(bundle.receipt_indexes)} receipts, "
+        f"{len(disclosures)} openings",
+        err=True,
+    )
