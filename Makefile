@@ -48,5 +48,8 @@ interop-tools:
 	else echo "Go is missing; the interop tests will skip" \
 	  "(apt-get install golang-go golang-golang-x-mod-dev)"; fi
 
+# The second line removes what the README's auditor walkthrough writes.
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache
+	rm -rf witnesses logs.txt w1.json* w2.json* witnesses.policy published \
+	    monitor.json* audit-report period.zip

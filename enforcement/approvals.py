@@ -30,6 +30,7 @@ from typing import Any
 
 from enforcement import jcs
 from enforcement.approvals_store import ApprovalRequest, ApprovalStore, StoredApproval
+from enforcement.canonical import decode_base64
 from enforcement.errors import ApprovalError, GateError
 from enforcement.identity import Identity, PublicIdentity, parse_verifier_key
 from enforcement.timeutil import format_time, parse_time
@@ -91,9 +92,9 @@ class SignedApproval:
         body = raw["approval"]
         _check_body(body)
         try:
-            signature = base64.b64decode(raw["signature"], validate=True)
+            signature = decode_base64(raw["signature"])
         except (binascii.Error, ValueError, TypeError) as err:
-            raise ApprovalError("approval signature is not base64") from err
+            raise ApprovalError(f"approval signature is not base64: {err}") from err
         approval = cls(dict(body), signature)
         if not approval.approver.verify(signature, signed_bytes(body)):
             raise ApprovalError(

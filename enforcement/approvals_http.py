@@ -150,9 +150,19 @@ def approvals_router(
 
 
 def create_app(store: ApprovalStore, token: str, signer: Identity | None = None,
-               clock: Callable[[], datetime] = utc_now) -> FastAPI:
-    """Return an application serving ``approvals_router`` alone."""
+               clock: Callable[[], datetime] = utc_now,
+               max_body_bytes: int = 1 << 20) -> FastAPI:
+    """Return an application serving ``approvals_router`` alone.
+
+    Request bodies over ``max_body_bytes`` get 413 before they are read.
+    Errors have the gate's form, ``{"error": code, "detail": text}``.
+    """
+    # Imported here: enforcement.gate_http imports this module.
+    from enforcement.gate_http import install_error_handlers, limit_request_bodies
+
     app = FastAPI(title="AgentGate approvals", docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.include_router(approvals_router(store, token, signer, clock))
+    install_error_handlers(app)
+    limit_request_bodies(app, max_body_bytes)
     return app

@@ -11,6 +11,7 @@ symbolic links). The rules are specified in ``specs/delegation.md``.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import re
@@ -39,6 +40,26 @@ _IPV4_LIKE = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
 # RFC 5322 atext without '!' and '%', which some mail servers still treat as
 # routing through another host.
 _LOCAL_PART = frozenset(string.ascii_letters + string.digits + "#$&'*+-/=?^_`{|}~.")
+
+
+def decode_base64(text: object) -> bytes:
+    """Decode standard base64 written in its one canonical form.
+
+    ``base64.b64decode`` ignores the unused low bits of the last character,
+    so up to 16 texts decode to the same bytes. Signed objects are hashed as
+    text, and another spelling of the same signature would give the same
+    certificate another hash, so any other spelling raises ``ValueError``.
+    """
+    if not isinstance(text, str) or not text.isascii():
+        raise ValueError(f"expected an ASCII base64 string, got {text!r}")
+    raw = base64.b64decode(text, validate=True)
+    canonical = base64.b64encode(raw).decode("ascii")
+    if canonical != text:
+        raise ValueError(
+            f"{text!r} is not in canonical base64 (expected {canonical!r}): the "
+            "unused bits of its last character must be zero"
+        )
+    return raw
 
 
 def check_text(text: object, description: str, limit: int) -> str:
@@ -227,7 +248,8 @@ def _canonical_label(label: str, host: str) -> str:
 def _canonical_ipv4(host: str, original: str) -> str:
     parts = host.split(".")
     if len(parts) == 4 and all(
-            p.isdigit() and len(p) <= 3 and (p == "0" or not p.startswith("0"))
+            p.isascii() and p.isdigit() and len(p) <= 3
+            and (p == "0" or not p.startswith("0"))
             and int(p) <= 255 for p in parts):
         return host
     raise ValueError(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -156,8 +156,11 @@ def deny(request_id: str, store_path: Path, key_path: Path,
               help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
               help="TCP port to listen on.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]),
+              help="Level of the server's log messages (standard error).")
 def serve(store_path: Path, key_path: Path | None, token_file: Path | None,
-          host: str, port: int) -> None:
+          host: str, port: int, log_level: str) -> None:
     """Serve the approval routes over HTTP (needs the server extra)."""
     try:
         import uvicorn
@@ -168,21 +171,36 @@ def serve(store_path: Path, key_path: Path | None, token_file: Path | None,
             f"{err}; install the server extra: pip install 'agentgate-runtime[server]'",
             2,
         ) from err
+    from enforcement.gate_cli import read_token
     from enforcement.identity import Identity
 
-    if token_file is not None:
-        token = token_file.read_text(encoding="utf-8").strip()
-    else:
-        token = os.environ.get(_TOKEN_VARIABLE, "")
-    if not token:
-        raise CommandError(
-            f"no bearer token; pass --token-file or set {_TOKEN_VARIABLE}", 2
-        )
+    # Mode 0600 or stricter and 16 to 1024 visible characters, as the gate's.
+    token = read_token(token_file, _TOKEN_VARIABLE, "approvers' token")
     with _reported_errors():
         signer = Identity.load(key_path) if key_path is not None else None
         app = create_app(_open_store(store_path), token, signer)
-    logging.basicConfig(level=logging.INFO)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    logging.basicConfig(level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The socket is bound here, so that --port 0 can report the port it got.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        listener = socket.create_server((host, port), family=family)
+    except OSError as err:
+        raise CommandError(f"cannot listen on {host} port {port}: {err.strerror}; "
+                           "choose another --host or --port", 2) from err
+    try:
+        address, bound_port = listener.getsockname()[:2]
+        shown = f"[{address}]" if family == socket.AF_INET6 else address
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            click.echo(f"warning: listening on {host} without TLS, so the token "
+                       "crosses the network in clear text; put a TLS proxy in "
+                       "front", err=True)
+        click.echo(f"serving approvals on http://{shown}:{bound_port}", err=True)
+        config = uvicorn.Config(app, log_level=log_level, access_log=False,
+                                server_header=False)
+        uvicorn.Server(config).run(sockets=[listener])
+    finally:
+        listener.close()
 
 
 @click.command()

@@ -24,6 +24,7 @@ from functools import cached_property
 from typing import Any
 
 from enforcement import jcs
+from enforcement.canonical import decode_base64
 from enforcement.errors import ConfigError, DelegationError, InvalidRequest
 from enforcement.identity import Identity, PublicIdentity, parse_verifier_key
 from enforcement.revocation import RevocationSet
@@ -87,10 +88,11 @@ class Certificate:
         body = raw["certificate"]
         _check_body(body)
         try:
-            signature = base64.b64decode(raw["signature"], validate=True)
+            signature = decode_base64(raw["signature"])
         except (binascii.Error, ValueError, TypeError) as err:
             raise DelegationError(
-                "certificate signature is not base64", rule="certificate.format"
+                f"certificate signature is not base64: {err}",
+                rule="certificate.format",
             ) from err
         return cls(dict(body), signature)
 

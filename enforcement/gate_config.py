@@ -220,6 +220,9 @@ def _key_text(value: str, base: Path, what: str) -> str:
         return value
     except GateError:
         pass
+    if value.startswith("PRIVATE+KEY+"):
+        raise ConfigError(f"{what}: got a signer (private) key, not shown; pass "
+                          "the public verifier key instead, the NAME.pub file")
     key_path = base / value
     try:
         text = key_path.read_text(encoding="utf-8").strip()

@@ -16,13 +16,15 @@ arguments of held calls and can sign approvals: an agent must not reach them.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from enforcement import jcs
 from enforcement.errors import ConfigError, InvalidRequest
@@ -40,7 +42,8 @@ from enforcement.gate_service import (
 from enforcement.identity import Identity
 from enforcement.timeutil import utc_now
 
-__all__ = ["API_VERSION", "MAX_BODY_BYTES", "create_app", "openapi_document"]
+__all__ = ["API_VERSION", "MAX_BODY_BYTES", "create_app", "install_error_handlers",
+           "limit_request_bodies", "openapi_document"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +55,19 @@ _STATUS_CODES = {400: "invalid_request", 401: "unauthorized", 404: "not_found",
 
 
 class _PayloadTooLarge(Exception):
-    pass
+    """Raised into the application when a streamed body passes the limit."""
 
 
 class _BodyLimit:
-    """Reject request bodies over ``limit`` bytes, declared or streamed."""
+    """Reject request bodies over ``limit`` bytes, declared or streamed.
+
+    A declared Content-Length over the limit is answered before the body is
+    read. A streamed (chunked) body is counted as it arrives. Once it passes
+    the limit, the middleware sends 413 itself and raises into the
+    application, which stops reading. FastAPI turns errors raised while it
+    reads a body into 400, so that answer, and any other the application
+    tries to send for the aborted request, is dropped.
+    """
 
     def __init__(self, app: Any, limit: int) -> None:
         self.app = app
@@ -66,27 +77,45 @@ class _BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        seen = 0
-
-        async def limited() -> dict:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _PayloadTooLarge()
-            return message
-
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and (
                     int(value) > self.limit):
-                response = _error(413, "payload_too_large", self._detail())
-                await response(scope, receive, send)
+                await self._reject(scope, receive, send)
                 return
-        await self.app(scope, limited, send)
+        seen = 0
+        rejected = False
 
-    def _detail(self) -> str:
-        return f"the request body is larger than {self.limit} bytes"
+        async def limited() -> dict:
+            nonlocal seen, rejected
+            message = await receive()
+            if message["type"] == "http.request" and not rejected:
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    rejected = True
+                    await self._reject(scope, receive, send)
+                    raise _PayloadTooLarge()
+            return message
+
+        async def guarded_send(message: dict) -> None:
+            if not rejected:
+                await send(message)
+
+        try:
+            await self.app(scope, limited, guarded_send)
+        except _PayloadTooLarge:
+            if not rejected:
+                raise
+
+    async def _reject(self, scope: dict, receive: Any, send: Any) -> None:
+        detail = f"the request body is larger than {self.limit} bytes"
+        # The rest of the body is never read, so the connection cannot be reused.
+        response = _error(413, "payload_too_large", detail, {"Connection": "close"})
+        await response(scope, receive, send)
+
+
+def limit_request_bodies(app: FastAPI, limit: int) -> None:
+    """Answer 413 ``payload_too_large`` to any request body over ``limit`` bytes."""
+    app.add_middleware(_BodyLimit, limit=limit)
 
 
 def _error(status: int, code: str, detail: str,
@@ -128,6 +157,10 @@ async def _strict_json(request: Request) -> None:
         return
     try:
         jcs.parse_strict(body)
+        # FastAPI parses the body again, and the gate judges and seals its
+        # value. It keeps an integer beyond 2^53 as an int where the strict
+        # parser returns the double it denotes, so check that value too.
+        jcs.check_json_value(json.loads(body))
     except InvalidRequest as err:
         raise ApiError(400, "invalid_request",
                        f"the body is not strict JSON: {err}") from err
@@ -154,7 +187,7 @@ def create_app(
                   summary="Decide, seal and prove agent tool calls.",
                   docs_url=None, redoc_url=None, openapi_url="/v1/openapi.json",
                   generate_unique_id_function=lambda route: route.name)
-    _install_error_handlers(app)
+    install_error_handlers(app)
     agents = APIRouter(prefix="/v1",
                        dependencies=[Depends(_bearer(token, "agent token"))])
     errors = {status: {"model": ErrorResponse}
@@ -205,14 +238,17 @@ def create_app(
         """Return ok while the server runs."""
         return {"status": "ok"}
 
-    app.add_middleware(_BodyLimit, limit=max_body_bytes)
+    limit_request_bodies(app, max_body_bytes)
     _install_openapi(app)
     return app
 
 
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, err: HTTPException) -> Response:
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every error as ``{"error": code, "detail": text}`` (specs/gate-api.md)."""
+    # Starlette's class, of which FastAPI's is a subclass: the router raises
+    # it for unknown paths, other methods and bodies it cannot parse.
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException) -> Response:
         if isinstance(err, ApiError):
             return _error(err.status_code, err.code, err.detail, err.headers)
         # Raised by the router itself or by the approval routes.
@@ -228,10 +264,6 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def invalid_body(request: Request, err: RequestValidationError) -> Response:
         return _error(400, "invalid_request", _describe(err.errors()))
 
-    @app.exception_handler(_PayloadTooLarge)
-    async def too_large(request: Request, err: _PayloadTooLarge) -> Response:
-        return _error(413, "payload_too_large", "the request body is too large")
-
     @app.exception_handler(Exception)
     async def unexpected(request: Request, err: Exception) -> Response:
         logger.exception("unexpected error on %s %s", request.method,
@@ -245,6 +277,11 @@ def _describe(errors: Any) -> str:
     sentences = []
     for error in errors:
         where = ".".join(str(part) for part in error["loc"] if part != "body")
+        if error["type"] == "json_invalid":
+            reason = error.get("ctx", {}).get("error", error["msg"])
+            sentences.append(f"the body is not JSON ({reason}); send a JSON "
+                             "object as specs/gate-api.md describes")
+            continue
         if error["type"] == "missing":
             sentences.append(f"{where or 'the body'} is required")
         else:

@@ -203,6 +203,8 @@ class GateService:
             remote = self._sessions.pop(session_id, None)
         if remote is None:
             raise _no_session(session_id)
+        # No call of the session can come any more, so its windows can go.
+        self.gate._engine.end_session(session_id)
         if remote.allowed:
             logger.warning("session %s ended with %d allowed calls whose outcome "
                            "was never reported", session_id, len(remote.allowed))

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from enforcement.canonical import decode_base64
 from enforcement.errors import ConfigError
 
 _ED25519 = b"\x01"
@@ -44,15 +45,28 @@ def _check_name(name: str) -> None:
 
 def _decode_key_bytes(text: str, encoded: str) -> bytes:
     try:
-        raw = base64.b64decode(encoded, validate=True)
+        raw = decode_base64(encoded)
     except (binascii.Error, ValueError) as err:
-        raise ConfigError(f"key {text!r}: key material is not base64") from err
+        raise ConfigError(
+            f"key {_shown(text)}: key material is not base64: {err}"
+        ) from err
     if len(raw) != 33 or raw[:1] != _ED25519:
         raise ConfigError(
-            f"key {text!r}: expected 33 bytes starting with 0x01 (Ed25519), "
+            f"key {_shown(text)}: expected 33 bytes starting with 0x01 (Ed25519), "
             f"got {len(raw)} bytes"
         )
     return raw[1:]
+
+
+def _shown(text: str) -> str:
+    """Return ``text`` as messages may show it: a signer key's secret never.
+
+    Only the name of a key whose text looks like a signer key is shown.
+    """
+    if text.startswith(_SIGNER_PREFIX):
+        name = text[len(_SIGNER_PREFIX):].split("+", 1)[0]
+        return f"'{_SIGNER_PREFIX}{name}+...' (a signer key, not shown)"
+    return repr(text)
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,11 @@ def parse_verifier_key(text: str) -> PublicIdentity:
 
 @lru_cache(maxsize=4096)
 def _parse_verifier_key(text: str) -> PublicIdentity:
+    if text.startswith(_SIGNER_PREFIX):
+        raise ConfigError(
+            f"verifier key: got {_shown(text)}; pass the public verifier key "
+            "instead, the NAME.pub file"
+        )
     parts = text.split("+", 2)
     if len(parts) != 3:
         raise ConfigError(
@@ -156,15 +175,23 @@ class Identity:
         """Load a signer key file, refusing one that others can read."""
         path = Path(path)
         try:
-            mode = path.stat().st_mode
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise ConfigError(
-                    f"key file {path} has mode {stat.S_IMODE(mode):o}; "
-                    f"others can read it. Run: chmod 600 {path}"
-                )
-            return cls.from_signer_key(path.read_text(encoding="ascii"))
+            with open(path, "rb") as handle:
+                # The mode of the file that was opened, not of whatever the
+                # path names by the time it is read.
+                mode = os.fstat(handle.fileno()).st_mode
+                if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                    raise ConfigError(
+                        f"key file {path} has mode {stat.S_IMODE(mode):o}; "
+                        f"others can read it. Run: chmod 600 {path}"
+                    )
+                data = handle.read(4096)
         except OSError as err:
             raise ConfigError(f"cannot read key file {path}: {err}") from err
+        try:
+            text = data.decode("ascii")
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"key file {path} is not ASCII text") from err
+        return cls.from_signer_key(text)
 
     def save(self, path: str | Path) -> None:
         """Write the signer key to a new file created with mode 0600."""

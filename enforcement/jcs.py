@@ -4,6 +4,12 @@ Python objects are checked before they are canonicalized: a value that JSON
 cannot carry exactly (a lone surrogate, a non-finite float, an integer beyond
 2^53, a non-string key) raises ``InvalidRequest`` naming where it sits, so
 nothing ambiguous is ever signed. Parsing rejects duplicate member names.
+
+Parsing follows the verifier's rules (``verifier/jcs.py``), so the two accept
+the same texts: an integer literal beyond 2^53 becomes the double it denotes
+only when it is that double's RFC 8785 form (as ``100000000000000000000`` is
+1e20's) and is rejected otherwise, and at most ``_MAX_DEPTH`` levels of
+arrays and objects nest.
 """
 
 from __future__ import annotations
@@ -19,7 +25,11 @@ import rfc8785
 from enforcement.errors import InvalidRequest
 
 _MAX_SAFE_INTEGER = 2**53 - 1
+# Arrays and objects nest at most this many levels: the root container is at
+# depth 0, and a container at depth _MAX_DEPTH is refused.
 _MAX_DEPTH = 64
+# Longest integer literal that can be a finite double: 309 digits and a sign.
+_MAX_INTEGER_LITERAL = 310
 
 
 def canonical(value: Any) -> bytes:
@@ -50,8 +60,6 @@ def _is_plain_json(value: Any, depth: int) -> bool:
     are accepted, and nothing is formatted. Anything else returns False, and
     ``_check_value`` decides and names the problem.
     """
-    if depth > _MAX_DEPTH:
-        return False
     kind = type(value)
     if kind is str:
         return value.isascii() or _encodes(value)
@@ -84,7 +92,7 @@ def _encodes(text: str) -> bool:
 
 
 def _check_value(value: Any, path: str, depth: int) -> None:
-    if depth > _MAX_DEPTH:
+    if depth >= _MAX_DEPTH and isinstance(value, (Mapping, list, tuple)):
         raise InvalidRequest(f"{path}: nested deeper than {_MAX_DEPTH} levels")
     if value is None or isinstance(value, bool):
         return
@@ -144,6 +152,30 @@ def _reject_constant(name: str) -> Any:
     raise InvalidRequest(f"{name} is not valid JSON; numbers must be finite")
 
 
+def _parse_int(literal: str) -> int | float:
+    if len(literal) > _MAX_INTEGER_LITERAL:
+        raise InvalidRequest(
+            f"integer of {len(literal)} digits is outside the double range; "
+            "send it as a string"
+        )
+    value = int(literal)
+    if -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
+        return value
+    try:
+        number = float(value)
+    except OverflowError as err:
+        raise InvalidRequest(
+            f"integer {literal[:40]} is outside the double range; send it as a string"
+        ) from err
+    if rfc8785.dumps(number) != literal.encode("ascii"):
+        raise InvalidRequest(
+            f"integer {literal[:40]} is outside +-(2^53 - 1) and is not the "
+            "RFC 8785 form of any double, so readers would take it for another "
+            "number; send it as a string"
+        )
+    return number
+
+
 def parse_strict(data: bytes | str) -> Any:
     """Parse JSON, rejecting duplicate names, NaN/Infinity and lone surrogates."""
     if isinstance(data, bytes):
@@ -156,8 +188,13 @@ def parse_strict(data: bytes | str) -> Any:
             data,
             object_pairs_hook=_reject_duplicates,
             parse_constant=_reject_constant,
+            parse_int=_parse_int,
         )
     except json.JSONDecodeError as err:
         raise InvalidRequest(f"invalid JSON: {err}") from err
+    except RecursionError as err:
+        raise InvalidRequest(
+            f"JSON is nested deeper than {_MAX_DEPTH} levels"
+        ) from err
     check_json_value(value)
     return value

@@ -27,6 +27,7 @@ from typing import Any
 
 import verifier
 from enforcement import jcs
+from enforcement.canonical import decode_base64
 from enforcement.errors import ConfigError, DelegationError, InvalidRequest, SealError
 from enforcement.identity import Identity, parse_verifier_key
 from enforcement.records import new_id
@@ -110,7 +111,7 @@ class Revocation:
         try:
             parse_time(record["time"], "revocation time")
             revoker = parse_verifier_key(record["revoker"])
-            signature = base64.b64decode(record["signature"], validate=True)
+            signature = decode_base64(record["signature"])
         except (InvalidRequest, ConfigError, binascii.Error, ValueError,
                 TypeError) as err:
             raise DelegationError(f"revocation {record.get('id')!r}: {err}",

@@ -40,6 +40,7 @@ from enforcement.errors import InvalidRequest
 from enforcement.policy import (
     VERDICT_ORDER,
     DataFlowRule,
+    RateLimit,
     SensitiveThenEgress,
     SequenceRule,
     VolumeRule,
@@ -199,6 +200,14 @@ class SequenceEngine(RuleChecks):
             (getattr(r, "window_seconds", 0.0) for r in self.rules), default=0.0
         )
         self._windows = Windows(self._max_window)
+        # The longest window that a rate limit reads from each kind of rate key.
+        # A busy agent's key would otherwise keep its events as long as the
+        # longest window of any rule (a day in the default policy).
+        self._rate_horizons: dict[str, float] = {}
+        for rule in self.rules:
+            if isinstance(rule, RateLimit):
+                self._rate_horizons[rule.per] = max(
+                    self._rate_horizons.get(rule.per, 0.0), rule.window_seconds)
         # Data classes whose returned volume some rule counts.
         self._volume_classes = frozenset().union(
             *(set(r.data_classes) for r in self.rules if isinstance(r, VolumeRule))
@@ -303,9 +312,18 @@ class SequenceEngine(RuleChecks):
                 state.counters["sensitive_reads"] += 1
         if "egress" in labels:
             state.counters["egress"] += 1
-        for key in facts.rate_keys.values():
-            self._windows.add(key, moment)
+        for per, key in facts.rate_keys.items():
+            self._windows.add(key, moment, horizon=self._rate_horizons.get(per, 0.0))
         return state.digest
+
+    def end_session(self, session: str) -> None:
+        """Forget the rate and volume windows of a session that has ended."""
+        keys = [f"session:{session}"]
+        keys += [f"session:{session}:{kind}:{data_class}"
+                 for kind in ("records", "bytes")
+                 for data_class in self._volume_classes]
+        with self.lock:
+            self._windows.discard(keys)
 
     def counts_volume(self, profile: ToolProfile) -> bool:
         """Return True when a volume rule counts this tool's results."""

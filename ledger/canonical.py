@@ -24,6 +24,12 @@ instead, which equals the RFC 8785 form whenever all of these hold:
 
 Any entry that fails this comparison goes through ``rfc8785``, which gives
 the exact answer and the message.
+
+Numbers and nesting follow the verifier's reading rules, so the log stores
+exactly the entries the verifier accepts: an integer literal beyond 2^53 is
+the double it denotes when it is that double's RFC 8785 form (as
+``100000000000000000000`` is 1e20's) and is refused otherwise, and arrays
+and objects nest at most ``MAX_DEPTH`` levels.
 """
 
 from __future__ import annotations
@@ -37,12 +43,16 @@ import rfc8785
 
 from .errors import InvalidEntry
 
-__all__ = ["MAX_ENTRY_BYTES", "canonical_bytes", "check_entry"]
+__all__ = ["MAX_DEPTH", "MAX_ENTRY_BYTES", "canonical_bytes", "check_entry"]
 
 # Records are small (a decision is about 2 KiB); a larger entry is a bug.
 MAX_ENTRY_BYTES = 1 << 20
 # RFC 8785 represents integers in this range exactly (IEEE 754 doubles).
 _MAX_SAFE_INTEGER = 2**53 - 1
+# Levels of arrays and objects an entry may nest, as in the verifier.
+MAX_DEPTH = 64
+# Longest integer literal that can be a finite double: 309 digits and a sign.
+_MAX_INTEGER_LITERAL = 310
 # Lead bytes of 4-byte UTF-8 sequences: characters above U+FFFF.
 _ASTRAL_LEAD_BYTE = re.compile(rb"[\xf0-\xf4]")
 _compact_sorted_json = json.JSONEncoder(
@@ -125,11 +135,30 @@ def check_entry(entry: bytes) -> dict[str, Any]:
         float_tokens.append(token)
         return _finite_float(token)
 
-    def parse_int(token: str) -> int:
+    def parse_int(token: str) -> int | float:
+        if len(token) > _MAX_INTEGER_LITERAL:
+            raise InvalidEntry(
+                f"entry holds an integer of {len(token)} digits, outside the "
+                "double range; carry it as a string"
+            )
         number = int(token)
-        if not -_MAX_SAFE_INTEGER <= number <= _MAX_SAFE_INTEGER:
-            unsafe_integers.append(token)
-        return number
+        if -_MAX_SAFE_INTEGER <= number <= _MAX_SAFE_INTEGER:
+            return number
+        unsafe_integers.append(token)
+        try:
+            double = float(number)
+        except OverflowError as err:
+            raise InvalidEntry(
+                f"entry holds the integer {token[:40]}, outside the double "
+                "range; carry it as a string"
+            ) from err
+        if not _is_canonical_float(token):
+            raise InvalidEntry(
+                f"entry holds the integer {token[:40]}, beyond 2^53 - 1 and not "
+                "the RFC 8785 form of any double, so readers would take it for "
+                "another number; carry it as a string"
+            )
+        return double
 
     try:
         value = json.loads(
@@ -149,6 +178,8 @@ def check_entry(entry: bytes) -> dict[str, Any]:
         raise InvalidEntry(
             f"entry must be a JSON object, got a JSON {_json_kind(value)}"
         )
+    if entry.count(b"[") + entry.count(b"{") > MAX_DEPTH:
+        _check_depth(value)
 
     if not unsafe_integers and _matches_compact_form(entry, text, value):
         if all(_is_canonical_float(token) for token in float_tokens):
@@ -166,6 +197,21 @@ def check_entry(entry: bytes) -> dict[str, Any]:
             f"{canonical[offset:offset + 16]!r}); send the canonical bytes"
         )
     return value
+
+
+def _check_depth(value: dict[str, Any]) -> None:
+    """Raise ``InvalidEntry`` when containers nest more than ``MAX_DEPTH`` levels."""
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, (dict, list)):
+            if depth >= MAX_DEPTH:
+                raise InvalidEntry(
+                    f"entry is nested deeper than {MAX_DEPTH} levels of arrays "
+                    "and objects"
+                )
+            members = item.values() if isinstance(item, dict) else item
+            pending.extend((member, depth + 1) for member in members)
 
 
 def _matches_compact_form(entry: bytes, text: str, value: dict[str, Any]) -> bool:

@@ -147,6 +147,11 @@ class VerifierKey:
             raise InvalidKey(
                 f"verifier key must be a string, got {type(text).__name__}"
             )
+        if text.startswith("PRIVATE+KEY+"):
+            raise InvalidKey(
+                "verifier key: got a signer (private) key, not shown; pass the "
+                "public verifier key instead, the NAME.pub file"
+            )
         parts = text.split("+", 2)
         if len(parts) != 3:
             raise InvalidKey(

@@ -6,7 +6,10 @@ from datetime import UTC, datetime
 from verifier._encoding import shorten
 from verifier.errors import MalformedInput
 
-_RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
+# re.ASCII: without it \d takes every script's digits.
+_RFC3339_UTC = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z", re.ASCII
+)
 
 
 def parse_time(text: object, label: str) -> datetime:

@@ -32,7 +32,7 @@ from verifier._encoding import encode_base64
 from verifier.audit_records import ERROR, Finding, RecordAuditor
 from verifier.checkpoint import Checkpoint, open_checkpoint
 from verifier.errors import MalformedInput, Unavailable
-from verifier.monitor import leaves_path_for, load_state, read_leaves
+from verifier.monitor_state import leaves_path_for, load_state, read_leaves
 from verifier.note import Note, VerifierKey
 from verifier.tilehash import CompactRange, split_hashes
 from verifier.tiles import (

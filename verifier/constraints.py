@@ -19,11 +19,12 @@ never argument values, so nothing here reads the filesystem.
 
 import ipaddress
 import re
-import shlex
 import unicodedata
 from typing import Any
+from urllib.parse import unquote
 
 from verifier._encoding import shorten
+from verifier._shell import parse_command_entry
 from verifier.errors import MalformedInput
 from verifier.jcs import canonicalize
 
@@ -40,6 +41,13 @@ _UNRESERVED = frozenset(
 )
 _PATH_SAFE = _UNRESERVED | frozenset("!$&'()*+,;=:@/%")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_DIGITS = re.compile(r"[0-9]+")
+_IPV4_LIKE = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
+MAX_URL_LENGTH = 8192
+# Unicode categories of the code points an IDNA label may hold.
+_LABEL_CATEGORIES = frozenset({"Ll", "Lo", "Lm", "Mn", "Mc", "Nd"})
+# Maximum length of a domain name without its trailing dot (RFC 1035).
+_MAX_DOMAIN_LENGTH = 253
 
 
 def parse_kind(kind: str, raw: Any, where: str) -> Any:
@@ -61,7 +69,7 @@ def parse_kind(kind: str, raw: Any, where: str) -> Any:
     if kind == "domains":
         return tuple(_domain_entry(entry, label) for entry in entries)
     if kind == "commands":
-        return tuple(_command_entry(entry, label) for entry in entries)
+        return tuple(parse_command_entry(entry, label) for entry in entries)
     raise MalformedInput(f"{label}: unknown constraint kind")
 
 
@@ -153,6 +161,13 @@ def _path_under(path: str, prefix: str) -> bool:
 
 def canonical_url_prefix(text: str, label: str) -> tuple[str, str, int, str]:
     """Return ``(scheme, host, port, path)`` of a URL prefix in canonical form."""
+    if not text or len(text) > MAX_URL_LENGTH:
+        raise MalformedInput(
+            f"{label}: expected a URL prefix of 1 to {MAX_URL_LENGTH} characters, "
+            f"got {len(text)}"
+        )
+    if ".." in text or ".." in unquote(text):
+        raise MalformedInput(f"{label}: URL prefix {shorten(text)} contains '..'")
     if _CONTROL.search(text) or "\\" in text or any(c.isspace() for c in text):
         raise MalformedInput(
             f"{label}: {shorten(text)} contains white space, a control character "
@@ -186,7 +201,7 @@ def _split_authority(authority: str, scheme: str, label: str) -> tuple[str, int]
         host, rest = authority[: end + 1].lower(), authority[end + 1 :]
         if rest and not rest.startswith(":"):
             raise MalformedInput(f"{label}: unexpected text after the IPv6 address")
-        port_text = rest[1:] if rest else ""
+        port_text = rest[1:] if rest else None
         try:
             host = f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
         except ValueError as err:
@@ -194,21 +209,33 @@ def _split_authority(authority: str, scheme: str, label: str) -> tuple[str, int]
     else:
         host, colon, port_text = authority.rpartition(":")
         if not colon:
-            host, port_text = authority, ""
+            host, port_text = authority, None
         host = _canonical_host(host, label)
-    if port_text:
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+    if port_text is not None:
+        # ASCII digits only: str.isdigit() and int() also take other scripts'
+        # digits and superscripts, which the gate rejects.
+        digits = port_text.lstrip("0")
+        if (
+            not _DIGITS.fullmatch(port_text)
+            or len(digits) > 5
+            or not 1 <= int(digits or "0") <= 65535
+        ):
             raise MalformedInput(f"{label}: port must be 1 to 65535, got {port_text!r}")
-        port = int(port_text)
+        port = int(digits)
     return host, port
 
 
 def _canonical_host(host: str, label: str) -> str:
     host = host[:-1] if host.endswith(".") else host
-    if host and all(c.isdigit() or c == "." for c in host):
+    # A last label of digits (or 0x and hex) makes clients read the host as an
+    # IPv4 address, so it must be one in dotted decimal.
+    if _IPV4_LIKE.fullmatch(host.rpartition(".")[2]):
         parts = host.split(".")
         if len(parts) != 4 or not all(
-            part.isdigit() and int(part) <= 255 and str(int(part)) == part
+            _DIGITS.fullmatch(part)
+            and len(part) <= 3
+            and int(part) <= 255
+            and str(int(part)) == part
             for part in parts
         ):
             raise MalformedInput(
@@ -269,7 +296,13 @@ def _url_text(url: tuple[str, str, int, str]) -> str:
 
 def _domain_entry(text: str, label: str) -> tuple[str, bool]:
     wildcard = text.startswith("*.")
-    return _domain_name(text[2:] if wildcard else text, label), wildcard
+    name = _domain_name(text[2:] if wildcard else text, label)
+    if _IPV4_LIKE.fullmatch(name.rpartition(".")[2]):
+        raise MalformedInput(
+            f"{label}: {shorten(text)} must be a domain name; use url_prefix for "
+            "IP addresses"
+        )
+    return name, wildcard
 
 
 def _domain_name(text: str, label: str) -> str:
@@ -285,7 +318,38 @@ def _domain_name(text: str, label: str) -> str:
     labels = name.split(".")
     if not name or not all(_LABEL.fullmatch(part) for part in labels):
         raise MalformedInput(f"{label}: {shorten(text)} is not a valid domain name")
+    if len(name) > _MAX_DOMAIN_LENGTH:
+        raise MalformedInput(
+            f"{label}: {shorten(text)} is longer than {_MAX_DOMAIN_LENGTH} characters"
+        )
+    for part in labels:
+        if part.startswith("xn--") and not _is_punycode(part):
+            raise MalformedInput(
+                f"{label}: {shorten(text)}: label {part!r} is not canonical punycode"
+            )
     return name
+
+
+def _is_punycode(label: str) -> bool:
+    """Return True when an ``xn--`` label decodes to letters, marks, digits and
+    '-' that normalization leaves as they are, and encodes back to itself.
+
+    NOTE: this approximates the IDNA 2008 code point table by Unicode
+    category. The contextual and bidi rules need data the standard library
+    lacks, so a label that breaks only those rules passes here.
+    """
+    try:
+        decoded = label[4:].encode("ascii").decode("punycode")
+    except UnicodeError:
+        return False
+    if decoded.isascii() or unicodedata.normalize("NFC", decoded) != decoded:
+        return False
+    for char in decoded:
+        if char != "-" and unicodedata.category(char) not in _LABEL_CATEGORIES:
+            return False
+        if unicodedata.normalize("NFKC", char.casefold()) != char:
+            return False
+    return "xn--" + decoded.encode("punycode").decode("ascii") == label
 
 
 def _domain_covers(parent: tuple[str, bool], child: tuple[str, bool]) -> bool:
@@ -302,44 +366,6 @@ def _domain_text(entry: tuple[str, bool]) -> str:
 
 
 # -- commands ---------------------------------------------------------------------
-
-
-def _command_entry(text: str, label: str) -> tuple[str, ...]:
-    operator = _unquoted_operator(text)
-    if operator is not None:
-        raise MalformedInput(
-            f"{label}: expected one simple command, got {shorten(text)} with "
-            f"{operator!r} outside quotes"
-        )
-    try:
-        words = shlex.split(text, posix=True)
-    except ValueError as err:
-        raise MalformedInput(f"{label}: command {shorten(text)}: {err}") from err
-    if not words:
-        raise MalformedInput(f"{label}: expected one simple command, got nothing")
-    return tuple(words)
-
-
-def _unquoted_operator(text: str) -> str | None:
-    """Return the first command separator or expansion outside quotes, if any."""
-    quote = None
-    escaped = False
-    for char in text:
-        if escaped:
-            escaped = False
-        elif quote == "'":
-            quote = None if char == "'" else quote
-        elif char == "\\":
-            escaped = True
-        elif quote == '"':
-            if char in "$`":
-                return char
-            quote = None if char == '"' else quote
-        elif char in "'\"":
-            quote = char
-        elif char in ";&|\n$`<>()":
-            return char
-    return None
 
 
 def _command_covers(parent: tuple[str, ...], child: tuple[str, ...]) -> bool:

@@ -31,6 +31,8 @@ CERTIFICATE_CONTEXT = b"agentgate-delegation-v1\n"
 REVOCATION_CONTEXT = b"agentgate-revocation-v1\n"
 CERTIFICATE_TYPE = "agentgate.delegation"
 MAX_REASON_LENGTH = 1024
+# A chain has at most 16 links, so at most 15 may follow any one of them.
+MAX_DEPTH = 15
 
 _BODY_FIELDS = frozenset(
     {
@@ -159,8 +161,14 @@ def _parse_certificate(signed: object) -> Certificate:
     if not isinstance(body["purpose"], str):
         raise MalformedInput("purpose must be a string")
     depth = body["max_depth"]
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
-        raise MalformedInput(f"max_depth must be an integer >= 0, got {depth!r}")
+    if (
+        not isinstance(depth, int)
+        or isinstance(depth, bool)
+        or not 0 <= depth <= MAX_DEPTH
+    ):
+        raise MalformedInput(
+            f"max_depth must be an integer from 0 to {MAX_DEPTH}, got {shorten(depth)}"
+        )
     parent = body["parent"]
     if parent is not None and not (
         isinstance(parent, str) and _HEX64.fullmatch(parent)

@@ -6,11 +6,13 @@ Infinity, and numbers outside the IEEE 754 double range. ``canonicalize``
 writes the RFC 8785 form: members sorted by UTF-16 code units, no white space,
 minimal string escapes, and numbers in the ECMAScript shortest form.
 
-Integer literals within ``±(2^53 - 1)`` parse to ``int``. Larger integer
-literals parse to the ``float`` they denote, as in every JSON reader that
-stores numbers as doubles, so their canonical form may differ from the input.
-``canonicalize`` rejects a Python ``int`` outside that range instead of
-rounding it silently.
+Integer literals within ``±(2^53 - 1)`` parse to ``int``. A larger integer
+literal parses to the ``float`` it denotes only when it is that double's
+RFC 8785 form, as the canonical form of 1e20 is ``100000000000000000000``;
+any other, such as 2^53 + 1, is rejected, because readers would take it
+for a number other than the one written. ``canonicalize`` rejects a Python ``int`` outside that
+range for the same reason. The ledger and the gate read JSON by the same
+rules, to the same nesting limit.
 """
 
 import json
@@ -21,11 +23,14 @@ from verifier._encoding import decode_utf8, shorten
 from verifier.errors import MalformedInput, VerificationError
 
 # Deeper input is rejected: records nest a few levels, and the limit keeps
-# parsing and serializing far from Python's recursion limit.
-MAX_DEPTH = 100
+# parsing and serializing far from Python's recursion limit. The gate and
+# the ledger use the same limit.
+MAX_DEPTH = 64
 MAX_SAFE_INTEGER = 2**53 - 1
 
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# A JSON escape of a surrogate code unit, \uD800 to \uDFFF in any case.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # Characters RFC 8785 section 3.2.2.2 escapes: quote, backslash, U+0000-U+001F.
 _NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n"}
@@ -69,7 +74,8 @@ def parse_strict(data: bytes | str) -> object:
             f"JSON: expected at most {MAX_DEPTH} levels of nesting, got far more"
         ) from err
 
-    _check_parsed(value)
+    if _walk_needed(text):
+        _check_parsed(value)
     return value
 
 
@@ -81,6 +87,16 @@ def canonicalize(value: object) -> bytes:
     ``MalformedInput`` for anything else, for a lone surrogate, and for
     nesting deeper than ``MAX_DEPTH``.
     """
+    if _compact_form_is_canonical(value, 0):
+        try:
+            return _compact_sorted_json(value).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # A lone surrogate: the full writer names it.
+    return _write_canonical(value)
+
+
+def _write_canonical(value: object) -> bytes:
+    """Return the RFC 8785 bytes of ``value`` by the full writer."""
     parts: list[str] = []
     _write(value, parts, 0)
     text = "".join(parts)
@@ -91,6 +107,45 @@ def canonicalize(value: object) -> bytes:
             f"JSON: expected Unicode text, got a lone surrogate "
             f"U+{ord(text[err.start]):04X}, which UTF-8 cannot encode"
         ) from err
+
+
+# Python's own encoder, sorted and compact. Its output is the RFC 8785 form
+# whenever ``_compact_form_is_canonical`` holds, and it runs in C.
+_compact_sorted_json = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+).encode
+_float_repr = float.__repr__
+
+
+def _compact_form_is_canonical(value: object, depth: int) -> bool:
+    """Return whether the C encoder's sorted, compact output is RFC 8785's.
+
+    It is when every member name is within the Basic Multilingual Plane
+    (so code point order is UTF-16 order), every integer is within
+    ``±(2^53 - 1)``, every float's Python form is its ECMAScript form, and
+    the nesting is within ``MAX_DEPTH``. Both escape the same characters in
+    strings the same way. Anything else, including values that are not
+    JSON, returns False and goes to the full writer, which decides.
+    """
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return True
+    if kind is int:
+        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    if kind is float:
+        return math.isfinite(value) and _float_repr(value) == format_number(value)
+    if depth >= MAX_DEPTH:
+        return False
+    if kind is dict:
+        for name, member in value.items():
+            if type(name) is not str or (not name.isascii() and max(name) > "\uffff"):
+                return False
+            if not _compact_form_is_canonical(member, depth + 1):
+                return False
+        return True
+    if kind is list:
+        return all(_compact_form_is_canonical(member, depth + 1) for member in value)
+    return False
 
 
 def is_canonical(data: bytes) -> bool:
@@ -275,12 +330,33 @@ def _parse_int(literal: str) -> int | float:
     if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
         return value
     try:
-        return float(value)
+        number = float(value)
     except OverflowError as err:
         raise MalformedInput(
             f"JSON number: expected a number within the IEEE 754 double range, "
             f"got {shorten(literal)}"
         ) from err
+    if format_number(number) != literal:
+        raise MalformedInput(
+            f"JSON number: {shorten(literal)} is beyond ±(2^53 - 1) and is not "
+            "the RFC 8785 form of any IEEE 754 double, so readers would take "
+            "it for another number; carry it as a string"
+        )
+    return number
+
+
+def _walk_needed(text: str) -> bool:
+    """Return whether the parsed value of ``text`` may break a rule of the walk.
+
+    A lone surrogate can come only from a surrogate in the text or from an
+    escape such as \\ud800, and nesting deeper than ``MAX_DEPTH`` needs more
+    than ``MAX_DEPTH`` brackets; counting those in strings too only makes
+    the answer err towards walking.
+    """
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        return True
+    return (_SURROGATE_ESCAPE.search(text) is not None
+            or _LONE_SURROGATE.search(text) is not None)
 
 
 def _check_parsed(value: object) -> None:

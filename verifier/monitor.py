@@ -12,7 +12,13 @@ One check (``Monitor.check``) runs this plan:
    the checkpoint's root;
 4. compute the consistency proof from the log's higher tiles and verify it
    against both signed roots, so every tile a client reads is checked;
-5. store the new state atomically.
+5. read the entry bundles of the new leaves: each entry's leaf hash,
+   SHA-256(0x00 || entry), must equal the level 0 tile's hash at its index;
+6. re-read ``recheck`` bundles of the leaves seen before, round robin from
+   the stored position, and compare their entries with the leaf hashes the
+   monitor accepted, so an entry changed after it was seen is found when
+   its bundle comes round;
+7. store the new state, with the next recheck position, atomically.
 
 When step 3 fails, the monitor reads all level 0 tiles to tell a fork (the
 tiles give the signed root but differ from the leaves seen before, at an
@@ -20,17 +26,21 @@ index it names) from an inconsistent log (its tiles do not give its own
 signed root).
 
 The state is a JSON file and, beside it, ``<state>.leaves``: every leaf hash
-seen, 32 bytes each, so a fork is located to the leaf. Exit codes per
-outcome are in ``Outcome`` and in ``specs/witness.md``.
+seen, 32 bytes each, so a fork is located to the leaf
+(``verifier/monitor_state.py``). Exit codes per
+outcome are in ``Outcome`` and in ``specs/witness.md``. After an alert the
+state is not written, so the next check reports the same problem again.
 """
 
+import hashlib
 import hmac
 import logging
 import os
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from verifier._encoding import decode_hash, encode_base64
+from verifier._encoding import encode_base64
 from verifier._files import write_atomic
 from verifier.checkpoint import Checkpoint, open_checkpoint
 from verifier.errors import (
@@ -40,16 +50,28 @@ from verifier.errors import (
     ProofMismatch,
     QuorumNotMet,
     Unavailable,
-    VerificationError,
 )
-from verifier.jcs import canonicalize, parse_strict
+from verifier.jcs import canonicalize
 from verifier.merkle import HASH_SIZE, verify_consistency
 from verifier.note import VerifierKey
 from verifier.tilehash import CompactRange, TileHashReader, leaf_hashes
-from verifier.tiles import TILE_WIDTH, TiledLog
+from verifier.tiles import TILE_WIDTH, TiledLog, level_width
+from verifier.monitor_state import (
+    MonitorState,
+    leaves_path_for,
+    load_state,
+    read_leaf_range,
+    read_leaves,
+)
 from verifier.witness_policy import WitnessPolicy
 
 logger = logging.getLogger(__name__)
+
+# Bundles of old leaves re-read per check by default: a log of a million
+# leaves (3,907 bundles) is re-read in full every 977 checks.
+DEFAULT_RECHECK = 4
+RECHECK_ALL = "all"
+_LEAF_PREFIX = b"\x00"
 
 
 class Outcome:
@@ -63,6 +85,7 @@ class Outcome:
     FORK = ("fork", 6)
     INCONSISTENT = ("inconsistent", 7)
     UNAVAILABLE = ("unavailable", 8)
+    ENTRY = ("entry-mismatch", 9)
 
 
 @dataclass
@@ -94,17 +117,6 @@ class _Stop(Exception):
         self.report = report
 
 
-@dataclass
-class MonitorState:
-    """The last checkpoint seen, its compact range, and the leaf hash file."""
-
-    origin: str
-    size: int
-    root: bytes
-    checkpoint: str
-    peaks: list[bytes] = field(default_factory=list)
-
-
 class Monitor:
     """Checks a tiled log against its last verified state."""
 
@@ -115,7 +127,16 @@ class Monitor:
         state_path: str | Path,
         origin: str | None = None,
         policy: WitnessPolicy | None = None,
+        recheck: int | str = DEFAULT_RECHECK,
     ) -> None:
+        """``recheck`` is the number of old bundles re-read per check, or "all"."""
+        if recheck != RECHECK_ALL and (
+            not isinstance(recheck, int) or isinstance(recheck, bool) or recheck < 0
+        ):
+            raise ValueError(
+                f"recheck: expected an integer >= 0 or {RECHECK_ALL!r}, got {recheck!r}"
+            )
+        self.recheck = recheck
         self.log = log
         self.keys = keys
         self.origin = origin
@@ -162,16 +183,17 @@ class Monitor:
                 Report(
                     Outcome.ROLLBACK,
                     f"rollback: the checkpoint has tree size {new}, smaller than size "
-                    f"{old} seen before",
+                    f"{old} seen before; leaves from index {new} on are missing",
                     old,
                     new,
+                    first_bad_index=new,
                 )
             )
         if new == old:
             if hmac.compare_digest(state.root, checkpoint.root):
-                self._save(
-                    state, checkpoint, note_text, CompactRange(old, state.peaks), []
-                )
+                position = self._recheck(state, new)
+                compact = CompactRange(old, state.peaks)
+                self._save(state, checkpoint, note_text, compact, [], position)
                 return Report(Outcome.OK, f"tree size {new} unchanged", old, new)
             self._fork_or_inconsistent(state, checkpoint)
 
@@ -207,8 +229,12 @@ class Monitor:
                     )
                 ) from err
 
-        # 5. Store.
-        self._save(state, checkpoint, note_text, compact, new_leaves)
+        # 5. and 6. Entries: the new ones, then old ones round robin.
+        self._check_entries(old, new_leaves, new, old)
+        position = self._recheck(state, new)
+
+        # 7. Store.
+        self._save(state, checkpoint, note_text, compact, new_leaves, position)
         return Report(Outcome.OK, f"tree size {new} extends size {old}", old, new)
 
     def _first(self, checkpoint: Checkpoint, note_text: str) -> Report:
@@ -228,8 +254,9 @@ class Monitor:
                     checkpoint.size,
                 )
             )
+        self._check_entries(0, hashes, checkpoint.size, None)
         empty = MonitorState(checkpoint.origin, 0, b"", "")
-        self._save(empty, checkpoint, note_text, compact, hashes)
+        self._save(empty, checkpoint, note_text, compact, hashes, 0)
         return Report(
             Outcome.OK,
             f"first checkpoint, tree size {checkpoint.size}",
@@ -300,6 +327,113 @@ class Monitor:
             )
         )
 
+    # -- entries ----------------------------------------------------------------
+
+    def _check_entries(
+        self, start: int, hashes: list[bytes], published: int, old: int | None
+    ) -> None:
+        """Check the entries from ``start`` on against the tile hashes ``hashes``.
+
+        ``published`` is the checkpoint's size, whose bundle widths are read.
+        ``old`` is the size seen before, or None on the first check.
+        """
+        end = start + len(hashes)
+        for first, entries, problem in self._bundles(start, end, published):
+            expected = hashes[first - start : first - start + len(entries)]
+            mismatch = _first_mismatch(first, entries, expected)
+            if mismatch is not None:
+                index, leaf, tile_hash = mismatch
+                raise _Stop(
+                    Report(
+                        Outcome.ENTRY,
+                        f"entry mismatch: entry {index} hashes to {leaf.hex()}, but "
+                        f"the level 0 tile contains {tile_hash.hex()} at that index",
+                        old,
+                        published,
+                        index,
+                    )
+                )
+            if problem is not None:
+                self._bundle_alert(first + len(entries), problem, old, published)
+
+    def _recheck(self, state: MonitorState, published: int) -> int:
+        """Re-read old bundles (step 6); return the next recheck position.
+
+        Entries are compared with the leaf hashes in ``<state>.leaves``, which
+        consistency ties to every checkpoint accepted since.
+        """
+        old = state.size
+        tiles = (old + TILE_WIDTH - 1) // TILE_WIDTH
+        if tiles == 0:
+            return 0
+        position = state.recheck_position % tiles
+        if self.recheck == RECHECK_ALL:
+            chosen, after = list(range(tiles)), position
+        else:
+            count = min(self.recheck, tiles)
+            chosen = sorted((position + k) % tiles for k in range(count))
+            after = (position + count) % tiles
+
+        for tile in chosen:
+            start = tile * TILE_WIDTH
+            end = min(old, start + TILE_WIDTH)
+            accepted = read_leaf_range(self.leaves_path, start, end)
+            for first, entries, problem in self._bundles(start, end, published):
+                expected = accepted[first - start : first - start + len(entries)]
+                mismatch = _first_mismatch(first, entries, expected)
+                if mismatch is not None:
+                    index, leaf, seen = mismatch
+                    raise _Stop(
+                        Report(
+                            Outcome.ENTRY,
+                            f"entry mismatch: entry {index} hashes to {leaf.hex()}, "
+                            f"but the monitor accepted leaf hash {seen.hex()} at that "
+                            f"index in tree size {old}; the entry changed after it "
+                            "was seen",
+                            old,
+                            published,
+                            index,
+                        )
+                    )
+                if problem is not None:
+                    self._bundle_alert(first + len(entries), problem, old, published)
+        logger.debug("rechecked bundles %s of %d", chosen, tiles)
+        return after
+
+    def _bundles(
+        self, start: int, end: int, published: int
+    ) -> Iterator[tuple[int, list[bytes], str | None]]:
+        """Yield ``(first index, entries, problem)`` per bundle of ``[start, end)``.
+
+        Bundles are read at the widths of the tree of ``published`` leaves and
+        cut to the range, one at a time.
+        """
+        tile = start // TILE_WIDTH
+        while tile * TILE_WIDTH < end:
+            first = tile * TILE_WIDTH
+            entries, problem = self.log.read_bundle(
+                tile, level_width(published, 0, tile)
+            )
+            low = max(start, first) - first
+            high = min(end - first, len(entries))
+            if problem is not None and len(entries) >= end - first:
+                problem = None  # the damage lies after the entries checked
+            yield first + low, entries[low:high], problem
+            tile += 1
+
+    def _bundle_alert(
+        self, index: int, problem: str, old: int | None, published: int
+    ) -> None:
+        raise _Stop(
+            Report(
+                Outcome.ENTRY,
+                f"entry mismatch: {problem}; entry {index} cannot be read",
+                old,
+                published,
+                index,
+            )
+        )
+
     # -- state ------------------------------------------------------------------
 
     def load_state(self) -> MonitorState | None:
@@ -317,6 +451,7 @@ class Monitor:
         note_text: str,
         compact: CompactRange,
         new_leaves: list[bytes],
+        recheck_position: int,
     ) -> None:
         # The leaves go first: a crash before the state is replaced leaves
         # extra hashes, which the next save cuts off at the recorded size.
@@ -338,53 +473,21 @@ class Monitor:
             "root": encode_base64(checkpoint.root),
             "peaks": [encode_base64(peak) for peak in compact.peaks],
             "checkpoint": note_text,
+            "recheck_position": recheck_position,
         }
         write_atomic(self.state_path, canonicalize(document) + b"\n")
         logger.info("%s: verified tree size %d", checkpoint.origin, checkpoint.size)
 
 
-def load_state(state_path: str | Path) -> MonitorState | None:
-    """Return the monitor state stored at ``state_path``, or None when there is none."""
-    state_path = Path(state_path)
-    try:
-        data = state_path.read_bytes()
-    except FileNotFoundError:
+def _first_mismatch(
+    first: int, entries: list[bytes], expected: list[bytes]
+) -> tuple[int, bytes, bytes] | None:
+    """Return (index, entry's leaf hash, expected hash) of the first mismatch."""
+    sha256 = hashlib.sha256
+    leaves = [sha256(_LEAF_PREFIX + entry).digest() for entry in entries]
+    if leaves == expected:
         return None
-    except OSError as err:
-        raise Unavailable(f"cannot read {state_path}: {err.strerror or err}") from err
-    try:
-        document = parse_strict(data)
-        state = MonitorState(
-            origin=document["origin"],
-            size=document["size"],
-            root=decode_hash(document["root"], "state root"),
-            checkpoint=document["checkpoint"],
-            peaks=[decode_hash(p, "state peak") for p in document["peaks"]],
-        )
-        CompactRange(state.size, state.peaks)
-    except (KeyError, TypeError, VerificationError) as err:
-        raise MalformedInput(
-            f"monitor state {state_path} is unreadable ({err}); restore it from a "
-            "backup, because a monitor that forgets its state cannot see a rollback"
-        ) from err
-    return state
-
-
-def read_leaves(leaves_path: str | Path, size: int) -> list[bytes]:
-    """Return the first ``size`` leaf hashes stored in ``leaves_path``."""
-    try:
-        with open(leaves_path, "rb") as stream:
-            data = stream.read(size * HASH_SIZE)
-    except OSError as err:
-        raise Unavailable(f"cannot read {leaves_path}: {err.strerror or err}") from err
-    if len(data) != size * HASH_SIZE:
-        raise MalformedInput(
-            f"{leaves_path} contains {len(data) // HASH_SIZE} leaf hashes, but the "
-            f"state records {size}; restore both files from a backup"
-        )
-    return [data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
-
-
-def leaves_path_for(state_path: str | Path) -> Path:
-    """Return where the leaf hashes of the state at ``state_path`` are kept."""
-    return Path(f"{state_path}.leaves")
+    for offset, (leaf, hash_) in enumerate(zip(leaves, expected, strict=True)):
+        if leaf != hash_:
+            return first + offset, leaf, hash_
+    return None

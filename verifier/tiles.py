@@ -17,7 +17,9 @@ Nothing read here is trusted: callers hash the tiles into a root and compare
 it with a checkpoint verified against the log's key.
 """
 
+import base64
 import gzip
+import json
 import logging
 import os
 import urllib.error
@@ -38,6 +40,8 @@ MAX_TILE_LEVEL = 63
 # response is not a tile, so it is cut off instead of filling memory.
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
+# The ledger's /v1/entries returns at most this many entries per request.
+API_PAGE = 1000
 
 _USER_AGENT = "agentgate-verifier"
 
@@ -198,6 +202,65 @@ class TiledLog:
             raise Unavailable(f"entry bundle {self.source.url(path)} not found")
         entries = parse_entry_bundle(data, expected, self.source.url(path))
         return entries[:width]
+
+    def read_bundle(self, index: int, width: int) -> tuple[list[bytes], str | None]:
+        """Return the first ``width`` entries of level 0 tile ``index`` and a problem.
+
+        The problem is None for a well-formed bundle. Otherwise it describes
+        the damage after the entries returned, so a caller can name the first
+        entry it could not read. An http(s) log that answers 501 for a bundle (an
+        entry too long for a uint16 prefix) is read through its JSON API
+        ``/v1/entries`` instead. Raises ``Unavailable`` when neither exists.
+        """
+        path = tile_path(None, index, width)
+        try:
+            data = self.source.read(path)
+            expected = width
+            if data is None and width < TILE_WIDTH:
+                data = self.source.read(tile_path(None, index))
+                expected = TILE_WIDTH
+        except Unavailable as err:
+            if err.status == 501 and self.source.is_url:
+                first = index * TILE_WIDTH
+                return self.api_entries(first, first + width), None
+            raise
+        if data is None:
+            raise Unavailable(f"entry bundle {self.source.url(path)} not found")
+
+        entries, problem = split_entry_bundle(data)
+        if problem is None and len(entries) != expected:
+            problem = f"expected {expected} entries, got {len(entries)}"
+        if problem is not None:
+            problem = f"entry bundle {self.source.url(path)}: {problem}"
+        return entries[:width], problem
+
+    def api_entries(self, start: int, end: int) -> list[bytes]:
+        """Return the entries ``[start, end)`` from the ledger's ``/v1/entries``."""
+        entries: list[bytes] = []
+        for first in range(start, end, API_PAGE):
+            last = min(end, first + API_PAGE)
+            path = f"v1/entries?start={first}&end={last}"
+            data = self.source.read(path, accept="application/json")
+            if data is None:
+                raise Unavailable(f"GET {self.source.url(path)} returned 404 Not Found")
+            try:
+                document = json.loads(data)
+                page = [
+                    base64.b64decode(entry, validate=True)
+                    for entry in document["entries"]
+                ]
+            except (ValueError, KeyError, TypeError) as err:
+                raise MalformedInput(
+                    f"GET {self.source.url(path)}: expected JSON with base64 "
+                    f"entries: {err}"
+                ) from err
+            if len(page) != last - first:
+                raise MalformedInput(
+                    f"GET {self.source.url(path)}: expected {last - first} entries, "
+                    f"got {len(page)}"
+                )
+            entries.extend(page)
+        return entries
 
     def _read_tile(self, level: int, index: int, width: int) -> bytes:
         path = tile_path(level, index, width)

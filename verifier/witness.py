@@ -21,6 +21,8 @@ import fcntl
 import hmac
 import http.server
 import logging
+import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +49,7 @@ logger = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_PROOF_LINES = 63
 SIZE_CONTENT_TYPE = "text/x.tlog.size"
+_CONTENT_LENGTH = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -343,21 +346,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             )
             return
         length_text = self.headers.get("Content-Length")
-        if length_text is None or not length_text.isdigit():
-            self._send(Answer(411, b"Content-Length required\n"), close=True)
+        # ASCII digits only: str.isdigit() also takes "²", which int() rejects.
+        if length_text is None or not _CONTENT_LENGTH.fullmatch(length_text):
+            self._send(
+                Answer(411, b"Content-Length required, in ASCII digits\n"), close=True
+            )
             return
-        length = int(length_text)
-        if length > MAX_REQUEST_BYTES:
+        # The length guard keeps int() from parsing a huge digit string.
+        if len(length_text) > 20 or int(length_text) > MAX_REQUEST_BYTES:
             self._send(
                 Answer(
                     413,
-                    f"request body of {length} bytes exceeds "
+                    f"request body of {shorten(length_text)} bytes exceeds "
                     f"{MAX_REQUEST_BYTES}\n".encode(),
                 ),
                 close=True,
             )
             return
-        body = self.rfile.read(length)
+        body = self.rfile.read(int(length_text))
         self._send(self.witness.add_checkpoint(body))
 
     def do_GET(self) -> None:
@@ -389,6 +395,17 @@ def make_server(
 ) -> http.server.ThreadingHTTPServer:
     """Return an HTTP server for ``witness``, bound but not yet serving."""
     handler = type("WitnessHandler", (_Handler,), {"witness": witness})
-    server = http.server.ThreadingHTTPServer((host, port), handler)
+    server = _Server((host, port), handler)
     server.daemon_threads = True
     return server
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        # The standard library prints a traceback to standard error. A client
+        # that hangs up early is routine, and any other error goes to the log.
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            logger.debug("client %s hung up: %s", client_address[0], error)
+        else:
+            logger.exception("request from %s failed", client_address[0])

@@ -21,6 +21,12 @@ def witness():
     """Run a C2SP tlog-witness that cosigns consistent checkpoints."""
 
 
+class _InputError(click.ClickException):
+    """Bad input (a key, configuration or state file): exit status 2."""
+
+    exit_code = 2
+
+
 @witness.command(name="keygen")
 @click.option(
     "--name",
@@ -45,7 +51,7 @@ def keygen(name, out_dir):
     stem = name.replace("/", "_")
     key_path, pub_path = directory / f"{stem}.key", directory / f"{stem}.pub"
     if key_path.exists():
-        raise click.ClickException(f"{key_path} already exists; choose another --out")
+        raise _InputError(f"{key_path} already exists; choose another --out")
     descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as stream:
         stream.write(signer + "\n")
@@ -95,7 +101,7 @@ def serve(key_file, config_file, state_file, host, port, log_level):
         logs = parse_witness_config(Path(config_file).read_text("utf-8"), config_file)
         state = WitnessState(state_file)
     except (VerificationError, OSError, UnicodeDecodeError) as err:
-        raise click.ClickException(str(err)) from None
+        raise _InputError(str(err)) from None
     if host not in _LOOPBACK:
         logger.warning(
             "serving on %s; the witness speaks plain HTTP, so put a TLS "
@@ -103,7 +109,15 @@ def serve(key_file, config_file, state_file, host, port, log_level):
             host,
         )
 
-    server = make_server(Witness(cosigner, logs, state), host, port)
+    try:
+        server = make_server(Witness(cosigner, logs, state), host, port)
+    except OSError as err:
+        # The state file's lock goes too, so a second try can take it.
+        state.close()
+        raise _InputError(
+            f"cannot listen on {host} port {port}: {err.strerror or err}; "
+            "choose another --host or --port"
+        ) from None
     bound_host, bound_port = server.server_address[:2]
     click.echo(
         f"witness {cosigner.verifier_key} serving {len(logs)} logs on "

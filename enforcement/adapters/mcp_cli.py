@@ -56,8 +56,9 @@ _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 @click.option("--token-file", default=None, metavar="FILE",
               type=click.Path(dir_okay=False, path_type=Path),
               help=f"With --listen http: file holding the bearer token clients "
-                   f"must send (mode 0600) [default: ${TOKEN_VARIABLE}, else "
-                   f"none on a loopback address].")
+                   f"must send (mode 0600) [default: ${TOKEN_VARIABLE}]; "
+                   f"required, since any local process can reach a loopback "
+                   f"address.")
 @click.option("--approval-wait", default=0.0, show_default=True,
               type=click.FloatRange(0, 86400),
               help="Seconds a held call waits for approvers before it is "
@@ -90,8 +91,9 @@ def mcp_proxy(config_path: Path, purpose: str, principal_values: tuple[str, ...]
     address = _listen_address(listen)
     token = None
     if address is not None:
-        token = read_token(token_file, TOKEN_VARIABLE, "client token",
-                           required=address[0] not in _LOOPBACK)
+        # Required on loopback too: any local process could otherwise call
+        # tools with the agent's delegation.
+        token = read_token(token_file, TOKEN_VARIABLE, "client token")
     elif token_file is not None:
         raise CommandError("--token-file is for --listen http://...; a stdio "
                            "client is the process that started the proxy", 2)

@@ -64,7 +64,8 @@ async def read_body(request: Request, limit: int) -> bytes:
     )
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        # ASCII digits only: str.isdigit() also takes "²", which int() rejects.
+        if not (declared.isascii() and declared.isdigit()):
             raise HttpError(
                 400, "invalid_request", f"Content-Length {declared!r} is not a number"
             )

@@ -81,7 +81,9 @@ def test_missing_token_rejected(approving, server_for):
     response = httpx.get(f"{client.base_url}/approvals")
 
     assert response.status_code == 401
-    assert response.json() == {"detail": "missing or wrong bearer token"}
+    # The gate's error form, which the standalone server shares.
+    assert response.json() == {"error": "unauthorized",
+                               "detail": "missing or wrong bearer token"}
     assert response.headers["www-authenticate"] == "Bearer"
 
 

@@ -282,16 +282,17 @@ def test_serve_without_token_exits_2(approving, monkeypatch):
 
     assert result.exit_code == 2
     assert result.output == (
-        "Error: no bearer token; pass --token-file or set "
+        "Error: no approvers' token: pass its file (mode 0600) or set "
         "AGENTGATE_APPROVALS_TOKEN\n")
 
 
 def test_serve_short_token_exits_2(approving, tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text("short\n")
+    token_file.chmod(0o600)
 
     result = run("approvals", "serve", "--store", vault_path(approving),
                  "--token-file", str(token_file))
 
     assert result.exit_code == 2
-    assert "the bearer token has 5 characters; use at least 16" in result.output
+    assert "write token is 5 characters; expected 16 to 1024" in result.output

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -797,11 +796,10 @@ def test_held_calls_never_spend_budget_under_threads(make_harness, people):
                if amount == 9000)
 
 
-def test_cached_three_link_check_fast(people):
-    """Verify and admit a cached 3-link chain: p50 well under 100 microseconds.
+def test_cached_three_link_chain_is_verified_once(people, monkeypatch):
+    """A chain's signatures and attenuation are checked once, then cached.
 
-    On the development machine the p50 is about 5 microseconds; the bound is
-    loose so that a slow CI machine does not fail it.
+    Its speed is measured in bench/bench_decision.py, not here.
     """
     chains = ChainVerifier([people.principal.verifier_key])
     scope = {"capabilities": [{"tool": f"tool_{i}"} for i in range(20)] + [
@@ -812,14 +810,14 @@ def test_cached_three_link_check_fast(people):
     chain = [root, middle, issue(people.helper, people.worker, scope, middle)]
     budgets = CallBudgets()
     arguments = {"amount": 100, "recipient": "GB29"}
-    timings = []
+    uncached = []
+    verify_uncached = chains._verify_uncached
+    monkeypatch.setattr(chains, "_verify_uncached",
+                        lambda *args: uncached.append(1) or verify_uncached(*args))
 
-    for _ in range(2000):
-        started = time.perf_counter()
+    for _ in range(50):
         admitted = chains.verify(chain, T0).scope.admit("send_money", arguments,
                                                          budgets).admitted
-        timings.append(time.perf_counter() - started)
         assert admitted
 
-    timings.sort()
-    assert timings[len(timings) // 2] < 100e-6, f"p50 {timings[1000] * 1e6:.1f} us"
+    assert len(uncached) == 1

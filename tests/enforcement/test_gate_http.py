@@ -317,6 +317,17 @@ def test_duplicate_member_names_rejected(client):
     assert "account" in response.json()["detail"]
 
 
+def test_body_that_is_not_json_named(client):
+    # Found by a new user: the answer read "0: JSON decode error, got {}".
+    response = client.post("/v1/sessions", content="not json",
+                           headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert detail.startswith("the body is not JSON (")
+    assert "got {}" not in detail
+
+
 def test_missing_field_named(client):
     session = start(client)
 

@@ -94,3 +94,49 @@ def test_backwards_clock_keeps_event_later():
     # The second event counts as made at 50, so a window ending at 75 that
     # starts after 20 still contains both.
     assert windows.total("k", 75.0, 30.0) == 2
+
+
+def test_discard_forgets_keys():
+    windows = Windows(HORIZON)
+    windows.add("session:a", 1.0)
+    windows.add("session:b", 1.0)
+
+    windows.discard(["session:a", "session:unknown"])
+
+    assert windows.total("session:a", 2.0, HORIZON) == 0
+    assert windows.total("session:b", 2.0, HORIZON) == 1
+    assert len(windows) == 1
+
+
+def test_idle_keys_swept(monkeypatch):
+    """Keys without an event inside the horizon go at the next sweep; others stay."""
+    monkeypatch.setattr("enforcement.windows._SWEEP_AFTER", 4)
+    windows = Windows(HORIZON)
+    windows.add("idle", 0.0)
+    windows.add("recent", 50.0)
+    windows.add("busy", 60.0)
+
+    windows.add("busy", HORIZON + 1.0)
+
+    assert len(windows) == 2
+    assert windows.total("recent", HORIZON + 1.0, HORIZON) == 1
+    assert windows.total("busy", HORIZON + 1.0, HORIZON) == 2
+
+
+def test_key_horizon_drops_older_events():
+    """A key added with a shorter horizon keeps only the events inside it."""
+    windows = Windows(HORIZON)
+    windows.add("agent:a", 1.0, horizon=10.0)
+    windows.add("agent:a", 5.0, horizon=10.0)
+    windows.add("agent:a", 12.0, horizon=10.0)
+
+    assert windows.total("agent:a", 12.0, 10.0) == 2
+    assert windows.total("agent:a", 12.0, HORIZON) == 2
+
+
+def test_key_horizon_capped_by_windows_horizon():
+    windows = Windows(HORIZON)
+    windows.add("agent:a", 0.0, horizon=10 * HORIZON)
+    windows.add("agent:a", HORIZON + 1.0, horizon=10 * HORIZON)
+
+    assert windows.total("agent:a", HORIZON + 1.0, 10 * HORIZON) == 1

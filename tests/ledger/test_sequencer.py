@@ -1,7 +1,6 @@
 """Sequencer: group commit without delaying a lone caller, errors per caller, close."""
 
 import asyncio
-import statistics
 import threading
 import time
 
@@ -58,15 +57,11 @@ def sequencers():
 
 def test_lone_caller_not_delayed(open_log, sequencers):
     ledger = open_log()
-    sequencer = sequencers(ledger, max_wait=0.2)
-    durations = []
+    # A sequencer that lingered for max_wait before committing a lone entry
+    # would exceed each append's timeout, 600 times shorter.
+    sequencer = sequencers(ledger, max_wait=3600)
     for i in range(20):
-        start = time.perf_counter()
-        sequencer.append(record(i), timeout=10)
-        durations.append(time.perf_counter() - start)
-    # Lingering for max_wait would make every append take at least 0.2 s.
-    assert statistics.median(durations) < 0.05, durations
-    assert min(durations) < 0.02, durations
+        sequencer.append(record(i), timeout=6)
     assert sequencer.batches == 20
 
 

@@ -3,6 +3,8 @@
 import json
 import math
 
+import re
+
 import pytest
 import rfc8785
 from hypothesis import given, settings
@@ -15,7 +17,7 @@ from verifier import (
     is_canonical,
     parse_strict,
 )
-from verifier.jcs import MAX_DEPTH
+from verifier.jcs import MAX_DEPTH, _write_canonical
 
 # Strict parsing.
 
@@ -79,9 +81,15 @@ def test_numbers_beyond_double_range_fail(literal):
         parse_strict(f"[{literal}]")
 
 
-def test_largest_double_integer_literal_parses():
-    literal = str(int(1.7976931348623157e308))
-    assert parse_strict(literal) == 1.7976931348623157e308
+def test_large_integer_literal_parses_only_in_canonical_form():
+    # 1e20 is written 100000000000000000000; its exact 309-digit value is
+    # not how RFC 8785 writes the largest double, and 2^53 + 1 is no double.
+    assert parse_strict("100000000000000000000") == 1e20
+    assert parse_strict("-42849981437514450") == -42849981437514450.0
+    for literal in (str(int(1.7976931348623157e308)), "9007199254740993",
+                    "42849981437514448"):
+        with pytest.raises(MalformedInput, match="not the RFC 8785 form"):
+            parse_strict(literal)
 
 
 def test_tiny_numbers_parse_to_zero():
@@ -109,13 +117,13 @@ def test_nesting_at_limit_parses():
 
 def test_nesting_over_limit_fails():
     text = "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)
-    with pytest.raises(MalformedInput, match="expected at most 100 levels of nesting"):
+    with pytest.raises(MalformedInput, match="expected at most 64 levels of nesting"):
         parse_strict(text)
 
 
 def test_extreme_nesting_fails_without_recursion_error():
     text = "[" * 100_000 + "]" * 100_000
-    with pytest.raises(MalformedInput, match="expected at most 100 levels of nesting"):
+    with pytest.raises(MalformedInput, match="expected at most 64 levels of nesting"):
         parse_strict(text)
 
 
@@ -182,7 +190,7 @@ def test_deep_value_fails():
     value: list = []
     for _ in range(MAX_DEPTH):
         value = [value]
-    with pytest.raises(MalformedInput, match="expected at most 100 levels of nesting"):
+    with pytest.raises(MalformedInput, match="expected at most 64 levels of nesting"):
         canonicalize(value)
 
 
@@ -212,10 +220,15 @@ def test_is_canonical_rejects_str():
 SAFE_INTEGERS = st.integers(min_value=-(2**53 - 1), max_value=2**53 - 1)
 FINITE_FLOATS = st.floats(allow_nan=False, allow_infinity=False)
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+def _containers(children):
+    # A named function: hypothesis cannot read a multi-line lambda's source
+    # and would warn that it does not recurse.
+    return st.lists(children, max_size=5) | st.dictionaries(TEXT, children, max_size=5)
+
+
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | SAFE_INTEGERS | FINITE_FLOATS | TEXT,
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(TEXT, children, max_size=5),
+    _containers,
     max_leaves=30,
 )
 
@@ -233,6 +246,31 @@ def test_number_format_matches_rfc8785(value):
 @given(JSON_VALUES)
 def test_canonical_form_matches_rfc8785(value):
     assert canonicalize(value) == rfc8785.dumps(value)
+
+
+# Values where Python's encoder and RFC 8785 differ: astral member names
+# (sort order), floats such as 1.0, 1e-07 and 1e+16, and 2^53.
+DIVERGING = st.recursive(
+    st.sampled_from([1.0, 1e-7, 1e16, 1e21, 0.1, -0.0, 2**53, "\U0001f600", "\u2028"])
+    | SAFE_INTEGERS | FINITE_FLOATS | TEXT,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.sampled_from(["a", "\U0001f600", "\ufb33", "\x7f"]) | TEXT,
+                      children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(DIVERGING)
+def test_fast_path_agrees_with_full_writer(value):
+    # canonicalize takes the C encoder's output only where it is canonical.
+    try:
+        expected = _write_canonical(value)
+    except MalformedInput as err:
+        with pytest.raises(MalformedInput, match=re.escape(str(err))):
+            canonicalize(value)
+        return
+    assert canonicalize(value) == expected
 
 
 @settings(max_examples=150, deadline=None)

@@ -104,7 +104,13 @@ def test_section_3_2_3_sorting_example():
 
 @pytest.mark.parametrize("case", by_id(RFC8785["crafted_cases"]))
 def test_crafted_case(case):
-    output = canonicalize(parse_strict(case["input_json"]))
+    if case["id"] == "integer-beyond-2^53":
+        # The vector's advice for a signing layer: reject the literal.
+        with pytest.raises(MalformedInput, match="not the RFC 8785 form"):
+            parse_strict(case["input_json"])
+        output = canonicalize([9007199254740992.0])
+    else:
+        output = canonicalize(parse_strict(case["input_json"]))
 
     assert output == case["expected_canonical"].encode("utf-8")
     assert output.hex() == case["expected_canonical_utf8_hex"]
@@ -119,16 +125,21 @@ def test_crafted_case_matches_rfc8785_package(case):
     assert rfc8785.dumps(value) == case["expected_canonical"].encode("utf-8")
 
 
-def test_integer_beyond_2_53_reads_as_double():
+def test_integer_beyond_2_53_is_refused_unless_canonical():
     # JSON numbers are doubles: the literal 9007199254740993 denotes
-    # 9007199254740992. The rfc8785 package refuses the Python int instead.
-    value = parse_strict("[9007199254740993]")
-
-    assert value == [9007199254740992.0]
-    assert isinstance(value[0], float)
+    # 9007199254740992, so a reader that rounds would sign another number.
+    # The strict parser refuses it, as the rfc8785 package refuses the int;
+    # 9007199254740992 is that double's own RFC 8785 form and reads as it.
+    with pytest.raises(MalformedInput, match="not the RFC 8785 form"):
+        parse_strict("[9007199254740993]")
     assert not is_canonical(b"[9007199254740993]")
     with pytest.raises(rfc8785.IntegerDomainError):
         rfc8785.dumps([9007199254740993])
+
+    value = parse_strict("[9007199254740992]")
+    assert value == [9007199254740992.0]
+    assert isinstance(value[0], float)
+    assert is_canonical(b"[9007199254740992]")
 
 
 ERROR_CASES = [c for c in RFC8785["error_cases"] if c["expected"] == "error"]

@@ -1,13 +1,12 @@
-"""Time budget: the gate verifies a receipt before every tool call.
+"""A decision-sized receipt in a tree of a million entries.
 
-Everything but the Ed25519 verification must take well under 1 ms for a
-decision-sized record in a tree of a million entries. The test takes the best
-of several batches, which shows the cost of the code rather than the load of
-the machine.
+The gate verifies such a receipt before every tool call, and
+``bench/bench_audit.py`` measures its cost per receipt. These tests check
+only that it verifies, once by ``verify_receipt`` and once by the steps
+without the signature, which the benchmark times apart.
 """
 
 import hashlib
-import time
 
 import rfc8785
 
@@ -25,7 +24,8 @@ from verifier import (
 )
 
 ORIGIN = "agentgate.example/timing"
-BUDGET_SECONDS = 0.001
+INDEX = 777_777
+SIZE = 1_000_003
 
 
 def decision_record() -> dict:
@@ -56,45 +56,40 @@ def decision_record() -> dict:
     }
 
 
-def large_tree_receipt() -> tuple[str, TestSigner]:
+def large_tree_receipt() -> tuple[str, bytes, TestSigner]:
     signer = TestSigner.from_seed_text(ORIGIN, "timing tests: log")
     entry = rfc8785.dumps(decision_record())
-    index, size = 777_777, 1_000_003
     proof = [
         hashlib.sha256(bytes([n])).digest()
-        for n in range(reference.path_length(index, size))
+        for n in range(reference.path_length(INDEX, SIZE))
     ]
-    root = reference.root_from_path(leaf_hash(entry), index, size, proof)
-    checkpoint = sign_note(checkpoint_text(ORIGIN, size, root), signer)
-    return receipt_text(index, entry, proof, checkpoint), signer
+    root = reference.root_from_path(leaf_hash(entry), INDEX, SIZE, proof)
+    checkpoint = sign_note(checkpoint_text(ORIGIN, SIZE, root), signer)
+    return receipt_text(INDEX, entry, proof, checkpoint), entry, signer
 
 
-def best_time(function, batches: int = 10, repeats: int = 20) -> float:
-    best = float("inf")
-    for _ in range(batches):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            function()
-        best = min(best, (time.perf_counter() - start) / repeats)
-    return best
+def test_large_tree_receipt_verifies():
+    text, entry, signer = large_tree_receipt()
 
-
-def test_receipt_checks_besides_ed25519_fit_budget():
-    text, signer = large_tree_receipt()
     verified = verify_receipt(text, signer.verifier_key, ORIGIN)
-    assert verified.checkpoint.size == 1_000_003
 
-    def checks_besides_signature():
-        receipt = parse_receipt(text)
-        checkpoint = parse_checkpoint(parse_note(receipt.checkpoint).text)
-        verify_inclusion(
-            leaf_hash(receipt.entry),
-            receipt.index,
-            checkpoint.size,
-            receipt.proof,
-            checkpoint.root,
-        )
-        assert canonicalize(parse_strict(receipt.entry)) == receipt.entry
+    assert verified.index == INDEX
+    assert verified.checkpoint.size == SIZE
+    assert verified.entry == entry
 
-    seconds = best_time(checks_besides_signature)
-    assert seconds < BUDGET_SECONDS, f"{seconds * 1e6:.0f} us per receipt"
+
+def test_large_tree_receipt_steps_pass():
+    text, entry, _ = large_tree_receipt()
+
+    receipt = parse_receipt(text)
+    checkpoint = parse_checkpoint(parse_note(receipt.checkpoint).text)
+    verify_inclusion(
+        leaf_hash(receipt.entry),
+        receipt.index,
+        checkpoint.size,
+        receipt.proof,
+        checkpoint.root,
+    )
+
+    assert len(receipt.proof) == reference.path_length(INDEX, SIZE)
+    assert canonicalize(parse_strict(receipt.entry)) == entry

@@ -137,7 +137,7 @@ def test_gate_agrees(kind, child, parent, within):
         ("domains", ["-bad.example"], "not a valid domain name"),
         ("domains", ["b\u00fccher.example"], "write it as A-labels"),
         ("commands", ["git status; rm -rf /"], "one simple command"),
-        ("commands", ["'unterminated"], "No closing quotation"),
+        ("commands", ["'unterminated"], "unterminated ' quote"),
         ("commands", [".. x"], "contains '..'"),
     ],
 )

@@ -268,7 +268,7 @@ def test_keygen_and_key_file_mode(tmp_path):
             "0",
         ],
     )
-    assert served.exit_code == 1
+    assert served.exit_code == 2
     assert "has mode 0644, so other users can read it" in served.output
     assert "chmod 600" in served.output
 
@@ -283,3 +283,25 @@ def test_unwritable_state_is_503(tmp_path):
     assert answer.status == 503
     assert answer.body == b"the witness could not store its state; try again\n"
     assert running.state.get(ORIGIN) is None
+
+
+def test_serve_on_a_port_in_use_exits_2(tmp_path):
+    # Found by a new user: a second witness on the same port printed a
+    # traceback instead of a message.
+    import socket
+
+    made = CliRunner().invoke(
+        witness_command, ["keygen", "--name", "w.example/w8", "--out", str(tmp_path)]
+    )
+    assert made.exit_code == 0, made.output
+    config = tmp_path / "logs"
+    config.write_text(f"log {LOG_SIGNER.verifier_key}\n")
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        served = CliRunner().invoke(witness_command, [
+            "serve", "--key", str(tmp_path / "w.example_w8.key"), "--config",
+            str(config), "--state", str(tmp_path / "state.json"), "--port", str(port)])
+
+    assert served.exit_code == 2, served.output
+    assert f"cannot listen on 127.0.0.1 port {port}" in served.output
+    assert served.exception is None or isinstance(served.exception, SystemExit)

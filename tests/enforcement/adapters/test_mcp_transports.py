@@ -125,14 +125,32 @@ def test_http_client_http_server(gate_files, upstream):
         arguments = [AGENTGATE, *proxy_arguments(
             gate_files, "--upstream", f"http://127.0.0.1:{port}/mcp",
             "--listen", "http://127.0.0.1:0/mcp")]
-        with process(arguments, r"serving MCP on (http://\S+)") as url:
+        with process(arguments, r"serving MCP on (http://\S+)",
+                     env={"AGENTGATE_MCP_TOKEN": TOKEN}) as url:
             async def main_():
-                async with Client(url) as client:
-                    return await exercise(client)
+                headers = {"Authorization": f"Bearer {TOKEN}"}
+                async with httpx2.AsyncClient(headers=headers) as http:
+                    async with Client(streamable_http_client(url, http_client=http)) as (
+                            client):
+                        return await exercise(client)
 
             outcome = anyio.run(main_)
 
     check_exercised(outcome, upstream, gate_files)
+
+
+def test_http_listen_without_token_exits_2(gate_files, upstream):
+    # A loopback address is no exception: any local process could reach it.
+    result = subprocess.run(
+        [AGENTGATE, *proxy_arguments(gate_files, "--listen", "http://127.0.0.1:0/mcp",
+                                     "--", sys.executable, str(upstream.script),
+                                     str(upstream.runs_file))],
+        capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "AGENTGATE_MCP_TOKEN"})
+
+    assert result.returncode == 2
+    assert "no client token" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_http_client_stdio_server(gate_files, upstream):
