@@ -11,6 +11,7 @@ import click
 # Subcommand name -> "module:attribute" of its click command.
 _SUBCOMMANDS = {
     "keygen": "ledger.cli:keygen",
+    "delegate": "enforcement.delegate_cli:delegate",
     "log": "ledger.cli:log",
     "verify": "verifier.cli:verify",
     "demo": "enforcement.evaluation.cli:demo",

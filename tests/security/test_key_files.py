@@ -124,6 +124,7 @@ class Files:
         self.gate = write_gate_files(directory / "gate")
         self.gate_log_key = next((directory / "gate" / "keys").glob("*.key"))
         (directory / "entry.json").write_text('{"n":1,"type":"decision","version":1}')
+        (directory / "scope.json").write_text('{"capabilities": [{"tool": "*"}]}')
 
 
 READERS = (
@@ -134,6 +135,7 @@ READERS = (
     "gate serve --approver-key", "gate serve, [log] key",
     "approvals approve --key", "approvals deny --key", "approvals serve --key",
     "approvals serve --token-file", "witness serve --key", "mcp-proxy --token-file",
+    "delegate --issuer",
 )
 
 
@@ -198,6 +200,11 @@ def _readers(files: Files) -> list[tuple[str, Path, list[str]]]:
          ["mcp-proxy", "--config", str(files.gate.config), "--purpose", "p",
           "--listen", "http://127.0.0.1:0/mcp", "--token-file",
           str(files.mcp_token), "--", "true"]),
+        ("delegate --issuer", files.approver_key,
+         ["delegate", "--issuer", str(files.approver_key), "--subject",
+          Identity.from_seed("approver.test", APPROVER_SEED).verifier_key,
+          "--scope", "scope.json", "--purpose", "p",
+          "--not-after", "2099-01-01T00:00:00Z", "--out", "delegated.json"]),
     ]
 
 
