@@ -114,7 +114,7 @@ class _BodyLimit:
 
 
 def limit_request_bodies(app: FastAPI, limit: int) -> None:
-    """Answer 413 ``payload_too_large`` to any request body over ``limit`` bytes."""
+    """Return 413 ``payload_too_large`` for any request body over ``limit`` bytes."""
     app.add_middleware(_BodyLimit, limit=limit)
 
 
@@ -244,7 +244,7 @@ def create_app(
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Answer every error as ``{"error": code, "detail": text}`` (specs/gate-api.md)."""
+    """Return every error as ``{"error": code, "detail": text}`` (specs/gate-api.md)."""
     # Starlette's class, of which FastAPI's is a subclass: the router raises
     # it for unknown paths, other methods and bodies it cannot parse.
     @app.exception_handler(StarletteHTTPException)

@@ -138,7 +138,7 @@ def check_entry(entry: bytes) -> dict[str, Any]:
     def parse_int(token: str) -> int | float:
         if len(token) > _MAX_INTEGER_LITERAL:
             raise InvalidEntry(
-                f"entry holds an integer of {len(token)} digits, outside the "
+                f"entry contains an integer of {len(token)} digits, outside the "
                 "double range; carry it as a string"
             )
         number = int(token)
@@ -149,12 +149,12 @@ def check_entry(entry: bytes) -> dict[str, Any]:
             double = float(number)
         except OverflowError as err:
             raise InvalidEntry(
-                f"entry holds the integer {token[:40]}, outside the double "
+                f"entry contains the integer {token[:40]}, outside the double "
                 "range; carry it as a string"
             ) from err
         if not _is_canonical_float(token):
             raise InvalidEntry(
-                f"entry holds the integer {token[:40]}, beyond 2^53 - 1 and not "
+                f"entry contains the integer {token[:40]}, beyond 2^53 - 1 and not "
                 "the RFC 8785 form of any double, so readers would take it for "
                 "another number; carry it as a string"
             )

@@ -351,7 +351,7 @@ def _walk_needed(text: str) -> bool:
     A lone surrogate can come only from a surrogate in the text or from an
     escape such as \\ud800, and nesting deeper than ``MAX_DEPTH`` needs more
     than ``MAX_DEPTH`` brackets; counting those in strings too only makes
-    the answer err towards walking.
+    the result err towards walking.
     """
     if text.count("[") + text.count("{") > MAX_DEPTH:
         return True

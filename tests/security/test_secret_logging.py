@@ -246,7 +246,7 @@ def test_mode_errors_hold_no_secret(tmp_path, mode):
         (LOG_TOKEN,), (signer.signer_key(), approver.signer_key)))
 
 
-def test_signer_key_given_as_verifier_key_is_not_echoed(tmp_path):
+def test_signer_key_not_echoed(tmp_path):
     # Found by a new user: a principal's .key file named as a trust anchor
     # printed the whole private key in the configuration error.
     from enforcement.gate_config import _key_text
